@@ -1,0 +1,30 @@
+"""The ``recfuse`` command."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(
+    name="recfuse",
+    help="Long/short-term interest fusion recommender: data, benchmarks, training, serving.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+def _register() -> None:
+    from recfuse.data.cli import app as data_app
+
+    app.add_typer(data_app, name="data", help="Get, register and describe datasets.")
+    from recfuse.evaluate.cli import register as register_benchmark
+
+    register_benchmark(app)
+
+
+def main() -> None:
+    _register()
+    app()
+
+
+if __name__ == "__main__":
+    main()
