@@ -1,0 +1,17 @@
+"""Models, and the registry that names them (greppable, no import magic)."""
+
+from __future__ import annotations
+
+from recfuse.models.base import ModelConfig, Recommender
+from recfuse.models.itemknn import ItemKNN
+from recfuse.models.mf import ALS, BPR
+from recfuse.models.pop import Popularity
+
+MODELS: dict[str, type[Recommender]] = {
+    "pop": Popularity,
+    "itemknn": ItemKNN,
+    "als": ALS,
+    "bpr": BPR,
+}
+
+__all__ = ["MODELS", "ModelConfig", "Recommender"]
