@@ -1,0 +1,458 @@
+"""The benchmark: tune on valid, run every seed, measure on test, compare.
+
+:func:`run_benchmark` is the one entry point (``recfuse benchmark`` calls it).
+It returns the ``results.json`` dict documented in ``docs/results-json.md``.
+
+The protocol, in order:
+
+1. the split is built once (``SPLITS[split](data)``), every model sees the
+   same train / valid / test;
+2. models with a grid in :data:`GRIDS` are tuned on **valid only** (seed 0,
+   best mean valid NDCG@10; ties keep the earlier grid point); the others use
+   their defaults.  ``overrides`` fix a parameter and take it out of the grid;
+3. every seed ``0..seeds-1`` fits the chosen config on ``split.train`` (valid
+   available for early stopping), timed, then is evaluated on valid and test;
+4. each model's per-user test NDCG@10, averaged over seeds, is compared with
+   a paired test against the best *other* model by mean valid NDCG@10 (or
+   the model named by ``reference``).  Choosing the comparator on valid, not
+   test, keeps the test set out of every decision.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.metadata
+import itertools
+import os
+import platform
+import time
+import typing
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from recfuse.data.dataset import Interactions
+from recfuse.data.split import SPLITS, Split
+from recfuse.evaluate.metrics import ACCURACY
+from recfuse.evaluate.protocol import EvalResult, evaluate, slice_labels
+from recfuse.evaluate.significance import paired_test, primary_metric
+from recfuse.models import MODELS
+from recfuse.models.base import ModelConfig, Recommender
+
+#: Hyperparameter grids searched on valid, declared here and nowhere else.
+#: Kept small on purpose: the point is a fair baseline, not a tuning contest.
+GRIDS: dict[str, dict[str, list[Any]]] = {
+    "als": {"embedding_size": [32, 64, 128], "reg": [0.01, 0.1, 1.0]},
+    "bpr": {"embedding_size": [32, 64], "learning_rate": [0.01, 0.05]},
+    "itemknn": {"neighbours": [50, 100, 200]},
+}
+
+#: Beyond-accuracy metrics reported at every K.
+BEYOND = ("coverage", "novelty", "gini")
+
+#: Packages whose versions go into ``results["versions"]``.
+VERSIONED = ("numpy", "torch", "implicit", "polars")
+
+
+def config_fields(model: str) -> dict[str, Any]:
+    """``{field name: type}`` of a registered model's ``Config`` (types resolved).
+
+    >>> config_fields("itemknn")["neighbours"]
+    <class 'int'>
+    """
+    cls = MODELS[model].Config
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints.get(f.name, str) for f in dataclasses.fields(cls)}
+
+
+def make_config(model: str, params: dict[str, Any]) -> ModelConfig:
+    """The model's ``Config`` with ``params`` applied; unknown names raise ``ValueError``.
+
+    >>> make_config("itemknn", {"neighbours": 50}).neighbours
+    50
+    """
+    fields = config_fields(model)
+    unknown = sorted(set(params) - set(fields))
+    if unknown:
+        raise ValueError(f"{model}: unknown hyperparameter(s) {unknown}; {model} has {sorted(fields)}")
+    return MODELS[model].Config(**params)
+
+
+def config_key(params: dict[str, Any]) -> str:
+    """A stable, readable name for one grid point.
+
+    >>> config_key({"embedding_size": 32, "reg": 0.1})
+    'embedding_size=32,reg=0.1'
+    >>> config_key({})
+    'defaults'
+    """
+    return ",".join(f"{k}={v}" for k, v in params.items()) or "defaults"
+
+
+def grid_points(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
+    """Every combination of a grid, in declaration order (first key varies slowest).
+
+    >>> grid_points({"a": [1, 2], "b": [3]})
+    [{'a': 1, 'b': 3}, {'a': 2, 'b': 3}]
+    """
+    keys = list(grid)
+    return [dict(zip(keys, values, strict=True)) for values in itertools.product(*(grid[k] for k in keys))]
+
+
+@dataclass
+class SeedRun:
+    """What one fitted model (one config, one seed) produced."""
+
+    valid: EvalResult
+    test: EvalResult
+    seconds: float
+    best_epoch: int | None
+
+
+def fit_and_evaluate(
+    model: str,
+    params: dict[str, Any],
+    seed: int,
+    split: Split,
+    ks: tuple[int, ...],
+    mask_history: bool,
+    test: bool = True,
+) -> SeedRun:
+    """Fit ``model`` with ``params`` and ``seed`` on ``split.train``; evaluate on valid (and test).
+
+    Only the fit is timed.  When ``test`` is false (tuning) the test set is
+    not touched at all and ``SeedRun.test`` is the valid result again.
+    """
+    config = make_config(model, {**params, "seed": seed})
+    rec: Recommender = MODELS[model](config)
+    start = time.perf_counter()
+    rec.fit(split.train, split.valid)
+    seconds = time.perf_counter() - start
+    valid = evaluate(rec, split.valid, split.train, ks, mask_history_items=mask_history)
+    tested = evaluate(rec, split.test, split.train, ks, mask_history_items=mask_history) if test else valid
+    best_epoch = rec.fit_info.get("best_epoch")
+    return SeedRun(valid, tested, seconds, None if best_epoch is None else int(best_epoch))
+
+
+def tune_model(
+    model: str,
+    split: Split,
+    ks: tuple[int, ...],
+    mask_history: bool,
+    overrides: dict[str, Any],
+    on_point: Callable[[str, float], None] | None = None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Grid search on valid (seed 0) for one model.
+
+    Returns the chosen parameters (grid point plus ``overrides``) and the
+    ``tuning`` record ``{"grid": ..., "valid_ndcg@10": {config: value}}``.
+    Overridden parameters are fixed and leave the grid.
+    """
+    grid = {k: list(v) for k, v in GRIDS.get(model, {}).items() if k not in overrides}
+    metric = primary_metric(ks)
+    scores: dict[str, float] = {}
+    if not grid:
+        return dict(overrides), {"grid": {}, f"valid_{metric}": scores}
+    best: tuple[float, dict[str, Any]] | None = None
+    for point in grid_points(grid):
+        run = fit_and_evaluate(model, {**point, **overrides}, 0, split, ks, mask_history, test=False)
+        value = float(np.mean(run.valid.per_query[metric])) if len(split.valid) else 0.0
+        scores[config_key(point)] = value
+        if on_point is not None:
+            on_point(config_key(point), value)
+        if best is None or value > best[0]:  # strict: ties keep the earlier point
+            best = (value, point)
+    assert best is not None
+    return {**best[1], **overrides}, {"grid": grid, f"valid_{metric}": scores}
+
+
+def summarize(values: Iterable[float]) -> dict[str, Any]:
+    """``{"mean", "std", "per_seed"}``; ``std`` is the sample std (ddof=1), 0 for one seed.
+
+    >>> summarize([1.0, 3.0])
+    {'mean': 2.0, 'std': 1.4142135623730951, 'per_seed': [1.0, 3.0]}
+    """
+    v = [float(x) for x in values]
+    arr = np.asarray(v, dtype=np.float64)
+    std = float(arr.std(ddof=1)) if len(arr) > 1 else 0.0
+    return {"mean": float(arr.mean()) if len(arr) else 0.0, "std": std, "per_seed": v}
+
+
+def metric_names(ks: Sequence[int]) -> tuple[list[str], list[str]]:
+    """Accuracy and beyond-accuracy metric names, in report order.
+
+    >>> metric_names((10,))
+    (['recall@10', 'ndcg@10', 'mrr@10', 'precision@10', 'hit@10'], ['coverage@10', 'novelty@10', 'gini@10'])
+    """
+    accuracy = [f"{m}@{k}" for k in ks for m in ACCURACY]
+    beyond = [f"{m}@{k}" for k in ks for m in BEYOND]
+    return accuracy, beyond
+
+
+def _metric_block(results: list[EvalResult], ks: Sequence[int]) -> dict[str, dict[str, Any]]:
+    """Mean over queries per seed, then mean/std/per_seed over seeds, for every metric."""
+    accuracy, beyond = metric_names(ks)
+    means = [r.mean() for r in results]
+    return {name: summarize(m[name] for m in means) for name in [*accuracy, *beyond]}
+
+
+def _slice_block(
+    results: list[EvalResult], labels: dict[str, np.ndarray], ks: Sequence[int]
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """``{"family=value": {metric: summary}}`` over the test queries of each slice."""
+    accuracy, _ = metric_names(ks)
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for family, lab in labels.items():
+        for value in _ordered_values(lab):
+            rows = lab == value
+            out[f"{family}={value}"] = {
+                name: summarize(float(np.mean(r.per_query[name][rows])) for r in results) for name in accuracy
+            }
+    return out
+
+
+#: Natural order of the slice values produced by :func:`recfuse.evaluate.protocol.slice_labels`.
+SLICE_ORDER = ("head", "torso", "tail", "short", "medium", "long")
+
+
+def _ordered_values(labels: np.ndarray) -> list[str]:
+    present = {str(x) for x in np.unique(labels)} if len(labels) else set()
+    known = [v for v in SLICE_ORDER if v in present]
+    return known + sorted(present - set(known))
+
+
+def versions() -> dict[str, str | None]:
+    """Versions of recfuse, Python and the numeric stack (``None`` if not installed)."""
+    import recfuse
+
+    out: dict[str, str | None] = {"recfuse": recfuse.__version__, "python": platform.python_version()}
+    for pkg in VERSIONED:
+        try:
+            out[pkg] = importlib.metadata.version(pkg)
+        except importlib.metadata.PackageNotFoundError:
+            out[pkg] = None
+    return out
+
+
+def machine() -> dict[str, Any]:
+    """Where the numbers were measured (train seconds mean little without it)."""
+    return {"cpus": os.cpu_count(), "platform": platform.platform()}
+
+
+def _check_models(models: Sequence[str]) -> None:
+    unknown = [m for m in models if m not in MODELS]
+    if unknown:
+        raise ValueError(f"unknown model(s) {unknown}; available: {sorted(MODELS)}")
+    dup = sorted({m for m in models if list(models).count(m) > 1})
+    if dup:
+        raise ValueError(f"model(s) listed twice: {dup}")
+    if not models:
+        raise ValueError("no models to run")
+
+
+def run_benchmark(
+    data: Interactions,
+    models: list[str],
+    seeds: int,
+    split: str = "loo",
+    ks: Sequence[int] = (5, 10, 20),
+    mask_history: bool = True,
+    tune: bool = True,
+    overrides: dict[str, dict[str, Any]] | None = None,
+    reference: str | None = None,
+    progress: bool = True,
+    console: Console | None = None,
+) -> dict[str, Any]:
+    """Run the benchmark and return the ``results.json`` dict.
+
+    Parameters
+    ----------
+    data
+        The whole interaction log; it is split here.
+    models
+        Registry names (:data:`recfuse.models.MODELS`), each at most once.
+    seeds
+        Number of seeds; seed ``i`` is passed as ``Config.seed = i``.
+    split
+        A key of :data:`recfuse.data.split.SPLITS` (``"loo"`` or ``"temporal"``).
+    ks
+        Cut-offs for every metric.
+    mask_history
+        Mask each query's history items out of the ranking (RecBole's default).
+    tune
+        Grid-search :data:`GRIDS` on valid; otherwise use defaults (+ overrides).
+    overrides
+        ``{model: {param: value}}`` applied to every run of that model; an
+        overridden parameter is not tuned.
+    reference
+        The model every other one is tested against; default: the best by
+        mean valid NDCG@10.
+    progress
+        Show a progress bar and one line per finished run.
+    console
+        Where progress goes (default: a stderr console).
+
+    Returns
+    -------
+    dict
+        See ``docs/results-json.md``.
+
+    Examples
+    --------
+    >>> from recfuse.data.dataset import Interactions
+    >>> seqs = [(f"u{u}", [f"i{(u + j) % 15}" for j in range(5)]) for u in range(30)]
+    >>> r = run_benchmark(Interactions.from_sequences(seqs), ["pop", "itemknn"], seeds=2, ks=(5, 10),
+    ...                   progress=False)
+    >>> r["models"]["pop"]["metrics"]["ndcg@10"]["std"], len(r["models"]["itemknn"]["metrics"]["hit@5"]["per_seed"])
+    (0.0, 2)
+    """
+    _check_models(models)
+    ks = tuple(int(k) for k in ks)
+    if not ks or min(ks) < 1:
+        raise ValueError(f"ks must be positive cut-offs, got {ks}")
+    if seeds < 1:
+        raise ValueError(f"seeds must be at least 1, got {seeds}")
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; available: {sorted(SPLITS)}")
+    if reference is not None and reference not in models:
+        raise ValueError(f"reference {reference!r} is not among the models {list(models)}")
+    overrides = {m: dict(p) for m, p in (overrides or {}).items()}
+    for m, params in overrides.items():
+        if m not in models:
+            raise ValueError(f"override for {m!r}, which is not among the models {list(models)}")
+        if "seed" in params:
+            raise ValueError(f"{m}.seed: seeds are set by the runner (0..seeds-1), not overridden")
+        make_config(m, params)  # fail before any fitting on a misspelt name
+
+    metric = primary_metric(ks)
+    sp = SPLITS[split](data)
+    labels = slice_labels(sp.test, sp.train)
+    console = console or Console(stderr=True)
+    n_tune = sum(len(grid_points(g)) for m in models if (g := _grid(m, overrides))) if tune else 0
+    n_steps = len(models) * seeds + n_tune
+
+    runs: dict[str, list[SeedRun]] = {}
+    chosen: dict[str, dict[str, Any]] = {}
+    tuning: dict[str, dict[str, Any]] = {}
+    with Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=console, disable=not progress, transient=False,
+    ) as bar:
+        task = bar.add_task("benchmark", total=n_steps)
+        say = bar.console.print if progress else (lambda *a, **k: None)
+        for m in models:
+            fixed = overrides.get(m, {})
+            if tune and _grid(m, overrides):
+                bar.update(task, description=f"{m}: tuning")
+
+                def on_point(key: str, value: float, m: str = m) -> None:
+                    bar.advance(task)
+                    say(f"[dim]  {m} tune {key}: valid {metric} {value:.4f}[/dim]")
+
+                chosen[m], tuning[m] = tune_model(m, sp, ks, mask_history, fixed, on_point)
+                say(f"{m}: chose {config_key(chosen[m])}")
+            else:
+                chosen[m], tuning[m] = dict(fixed), {"grid": {}, f"valid_{metric}": {}}
+            runs[m] = []
+            for seed in range(seeds):
+                bar.update(task, description=f"{m}: seed {seed}")
+                run = fit_and_evaluate(m, chosen[m], seed, sp, ks, mask_history)
+                runs[m].append(run)
+                bar.advance(task)
+                say(
+                    f"{m} seed {seed}: valid {metric} {run.valid.mean()[metric]:.4f}  "
+                    f"test {metric} {run.test.mean()[metric]:.4f}  fit {run.seconds:.1f}s"
+                )
+
+    valid_score = {m: float(np.mean([r.valid.mean()[metric] for r in runs[m]])) for m in models}
+    ref = reference if reference is not None else _best(models, valid_score)
+    per_user = {m: np.mean([r.test.per_query[metric] for r in runs[m]], axis=0) for m in models}
+
+    out_models: dict[str, Any] = {}
+    for m in models:
+        vs = ref if m != ref else _best([o for o in models if o != m], valid_score)
+        significance = None
+        if vs is not None:
+            t = paired_test(per_user[m], per_user[vs])
+            significance = {
+                "vs": vs, "metric": metric, "wilcoxon_p": t["wilcoxon_p"], "ttest_p": t["ttest_p"],
+                "mean_diff": t["mean_diff"], "ratio": t["ratio"], "n_users": t["n"],
+            }
+        config = dataclasses.asdict(make_config(m, chosen[m]))
+        config.pop("seed", None)  # seed i is run i; see per_seed
+        out_models[m] = {
+            "metrics": _metric_block([r.test for r in runs[m]], ks),
+            "valid_metrics": _metric_block([r.valid for r in runs[m]], ks),
+            "slices": _slice_block([r.test for r in runs[m]], labels, ks),
+            "significance": significance,
+            "train_seconds": summarize(r.seconds for r in runs[m]),
+            "best_epoch": [r.best_epoch for r in runs[m]],
+            "config": _jsonable(config),
+            "tuning": _jsonable(tuning[m]),
+        }
+
+    slice_sizes = {f"{fam}={v}": int(np.sum(lab == v)) for fam, lab in labels.items() for v in _ordered_values(lab)}
+    return {
+        "dataset": data.name,
+        "protocol": {
+            "split": split,
+            "ks": list(ks),
+            "mask_history": bool(mask_history),
+            "users_evaluated": len(np.unique(sp.test.queries.user)),
+            "n_items": int(sp.train.n_items),
+            "n_train_events": int(sp.train.n_events),
+            "split_info": _jsonable(dict(sp.info)),
+            "slice_sizes": slice_sizes,
+        },
+        "versions": versions(),
+        "machine": machine(),
+        "reference": ref,
+        "models": out_models,
+    }
+
+
+def _grid(model: str, overrides: dict[str, dict[str, Any]]) -> dict[str, list[Any]]:
+    fixed = overrides.get(model, {})
+    return {k: v for k, v in GRIDS.get(model, {}).items() if k not in fixed}
+
+
+def _best(models: Sequence[str], score: dict[str, float]) -> str | None:
+    """The model with the highest score; ties go to the one listed first."""
+    best: str | None = None
+    for m in models:
+        if best is None or score[m] > score[best]:
+            best = m
+    return best
+
+
+def _jsonable(obj: Any) -> Any:
+    """Numpy scalars/arrays and tuples to plain JSON types (recursively)."""
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _jsonable(obj.tolist())
+    if isinstance(obj, np.generic):
+        return obj.item()
+    return obj
+
+
+__all__ = [
+    "GRIDS",
+    "SeedRun",
+    "config_fields",
+    "config_key",
+    "fit_and_evaluate",
+    "grid_points",
+    "make_config",
+    "primary_metric",
+    "run_benchmark",
+    "summarize",
+    "tune_model",
+    "versions",
+]

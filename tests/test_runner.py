@@ -1,0 +1,248 @@
+"""The benchmark runner and ``recfuse benchmark`` on a small synthetic log.
+
+The log has four taste clusters: users mostly pick items of their own
+cluster, popular ones more often, so ItemKNN has something to find that
+Popularity cannot.  Everything runs in a few seconds.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from recfuse.data.dataset import Interactions
+from recfuse.evaluate import cli as bench_cli
+from recfuse.evaluate.runner import GRIDS, config_key, run_benchmark
+
+KS = (5, 10, 20)
+
+
+def clustered_log(n_users: int = 160, n_items: int = 80, n_clusters: int = 4, seed: int = 0) -> Interactions:
+    rng = np.random.default_rng(seed)
+    per = n_items // n_clusters
+    weights = 1.0 / np.arange(1, per + 1)  # Zipf-like popularity inside a cluster
+    rows: dict[str, list[Any]] = {"user_id": [], "item_id": [], "timestamp": []}
+    for u in range(n_users):
+        c = u % n_clusters
+        n = int(rng.integers(8, 16))
+        own = c * per + rng.choice(per, size=n, p=weights / weights.sum())
+        noise = rng.integers(0, n_items, size=n)
+        items = np.where(rng.random(n) < 0.85, own, noise)
+        rows["user_id"] += [f"u{u}"] * n
+        rows["item_id"] += [f"i{i}" for i in items]
+        rows["timestamp"] += (1000 * u + np.arange(n)).tolist()
+    return Interactions.from_frame(pl.DataFrame(rows), name="clusters")
+
+
+@pytest.fixture(scope="module")
+def data() -> Interactions:
+    return clustered_log()
+
+
+@pytest.fixture(scope="module")
+def results(data: Interactions) -> dict[str, Any]:
+    return run_benchmark(data, ["pop", "itemknn"], seeds=2, ks=KS, progress=False)
+
+
+def test_schema_keys(results: dict[str, Any]) -> None:
+    assert set(results) == {"dataset", "protocol", "versions", "machine", "reference", "models"}
+    assert results["dataset"] == "clusters"
+    p = results["protocol"]
+    assert {"split", "ks", "mask_history", "users_evaluated", "n_items", "n_train_events", "split_info"} <= set(p)
+    assert p["split"] == "loo" and p["ks"] == list(KS) and p["mask_history"] is True
+    assert p["users_evaluated"] == 160 and p["n_items"] == 80
+    assert set(results["versions"]) == {"recfuse", "python", "numpy", "torch", "implicit", "polars"}
+    assert set(results["machine"]) == {"cpus", "platform"}
+    assert set(results["models"]) == {"pop", "itemknn"}
+    for m in results["models"].values():
+        assert set(m) == {
+            "metrics", "valid_metrics", "slices", "significance", "train_seconds", "best_epoch", "config", "tuning",
+        }
+        for block in ("metrics", "valid_metrics"):
+            for metric in ("recall", "ndcg", "mrr", "precision", "hit", "coverage", "novelty", "gini"):
+                for k in KS:
+                    assert set(m[block][f"{metric}@{k}"]) == {"mean", "std", "per_seed"}
+        assert set(m["train_seconds"]) == {"mean", "std", "per_seed"}
+        assert m["best_epoch"] == [None, None]  # neither model trains in epochs
+    json.dumps(results, allow_nan=False)  # plain JSON types, no NaN
+
+
+def test_two_seeds_and_zero_std_for_deterministic_models(results: dict[str, Any]) -> None:
+    for m in results["models"].values():
+        for summary in (*m["metrics"].values(), *m["valid_metrics"].values()):
+            assert len(summary["per_seed"]) == 2
+            assert summary["std"] == 0.0  # pop and itemknn do not depend on the seed
+            assert summary["mean"] == pytest.approx(np.mean(summary["per_seed"]))
+        assert len(m["train_seconds"]["per_seed"]) == 2
+
+
+def test_itemknn_beats_pop_on_clustered_data(results: dict[str, Any]) -> None:
+    ndcg = {name: m["metrics"]["ndcg@10"]["mean"] for name, m in results["models"].items()}
+    assert ndcg["itemknn"] > ndcg["pop"]
+
+
+def test_tuning_picks_the_best_grid_point_on_valid(results: dict[str, Any]) -> None:
+    knn = results["models"]["itemknn"]
+    tuning = knn["tuning"]
+    assert tuning["grid"] == GRIDS["itemknn"]
+    scores = tuning["valid_ndcg@10"]
+    assert list(scores) == [config_key({"neighbours": n}) for n in GRIDS["itemknn"]["neighbours"]]
+    assert knn["config"]["neighbours"] in GRIDS["itemknn"]["neighbours"]
+    best = max(scores.values())
+    first_best = next(k for k, v in scores.items() if v == best)
+    assert first_best == config_key({"neighbours": knn["config"]["neighbours"]})
+    # the chosen config's seed-0 valid score is the tuning score: tuning used valid, nothing else
+    assert knn["valid_metrics"]["ndcg@10"]["per_seed"][0] == pytest.approx(best)
+    assert results["models"]["pop"]["tuning"] == {"grid": {}, "valid_ndcg@10": {}}
+    assert "seed" not in knn["config"]
+
+
+def test_reference_is_best_on_valid_and_significance(results: dict[str, Any]) -> None:
+    models = results["models"]
+    best_valid = max(models, key=lambda m: models[m]["valid_metrics"]["ndcg@10"]["mean"])
+    assert results["reference"] == best_valid
+    other = next(m for m in models if m != best_valid)
+    assert models[other]["significance"]["vs"] == best_valid
+    assert models[best_valid]["significance"]["vs"] == other  # the reference is tested against the runner-up
+    for m in models.values():
+        s = m["significance"]
+        assert set(s) == {"vs", "metric", "wilcoxon_p", "ttest_p", "mean_diff", "ratio", "n_users"}
+        assert s["metric"] == "ndcg@10" and s["n_users"] == 160
+        assert 0.0 <= s["wilcoxon_p"] <= 1.0 and 0.0 <= s["ttest_p"] <= 1.0
+        expected = m["metrics"]["ndcg@10"]["mean"] - models[s["vs"]]["metrics"]["ndcg@10"]["mean"]
+        assert s["mean_diff"] == pytest.approx(expected)
+    assert models["pop"]["significance"]["wilcoxon_p"] < 0.05  # clustered data: kNN is clearly better
+
+
+def test_slices_partition_the_test_users(results: dict[str, Any]) -> None:
+    sizes = results["protocol"]["slice_sizes"]
+    for family in ("target_popularity", "history_length"):
+        keys = [k for k in sizes if k.startswith(family + "=")]
+        assert keys and sum(sizes[k] for k in keys) == 160
+        for m in results["models"].values():
+            # slice means weighted by slice size give back the overall mean, seed by seed
+            for seed in range(2):
+                total = sum(sizes[k] * m["slices"][k]["recall@10"]["per_seed"][seed] for k in keys)
+                assert total / 160 == pytest.approx(m["metrics"]["recall@10"]["per_seed"][seed])
+
+
+def test_no_tune_with_overrides_and_explicit_reference(data: Interactions) -> None:
+    r = run_benchmark(
+        data, ["pop", "itemknn"], seeds=1, ks=(10,), tune=False, overrides={"itemknn": {"neighbours": 7}},
+        reference="pop", progress=False,
+    )
+    knn = r["models"]["itemknn"]
+    assert knn["config"] == {"neighbours": 7, "shrink": 0.0}
+    assert knn["tuning"]["grid"] == {}
+    assert knn["metrics"]["ndcg@10"]["std"] == 0.0 and len(knn["metrics"]["ndcg@10"]["per_seed"]) == 1
+    assert set(knn["metrics"]) == {f"{m}@10" for m in ("recall", "ndcg", "mrr", "precision", "hit",
+                                                         "coverage", "novelty", "gini")}
+    assert r["reference"] == "pop" and knn["significance"]["vs"] == "pop"
+
+
+def test_overridden_parameter_leaves_the_grid(data: Interactions) -> None:
+    r = run_benchmark(data, ["itemknn"], seeds=1, ks=(10,), overrides={"itemknn": {"neighbours": 9}}, progress=False)
+    m = r["models"]["itemknn"]
+    assert m["config"]["neighbours"] == 9 and m["tuning"]["grid"] == {}
+    assert m["significance"] is None and r["reference"] == "itemknn"  # nobody to compare with
+
+
+def test_temporal_split(data: Interactions) -> None:
+    r = run_benchmark(data, ["pop"], seeds=1, split="temporal", ks=(10,), progress=False)
+    assert r["protocol"]["split"] == "temporal" and "t_test" in r["protocol"]["split_info"]
+
+
+def test_bad_arguments_raise(data: Interactions) -> None:
+    with pytest.raises(ValueError, match="available"):
+        run_benchmark(data, ["pop", "nope"], seeds=1, progress=False)
+    with pytest.raises(ValueError, match="unknown hyperparameter"):
+        run_benchmark(data, ["pop"], seeds=1, overrides={"pop": {"neighbours": 3}}, progress=False)
+    with pytest.raises(ValueError, match="reference"):
+        run_benchmark(data, ["pop"], seeds=1, reference="itemknn", progress=False)
+
+
+# ----------------------------------------------------------------------------- CLI
+@pytest.fixture(scope="module")
+def app() -> typer.Typer:
+    """The real ``recfuse`` app, registered once (other test modules may have done it already)."""
+    from recfuse import cli
+
+    if not any(c.name == "benchmark" for c in cli.app.registered_commands):
+        try:
+            cli._register()
+        except ImportError:
+            pass  # another command group (e.g. ``recfuse data``) is not written yet
+    if cli.app.registered_groups and any(c.name == "benchmark" for c in cli.app.registered_commands):
+        return cli.app
+    # Fallback while ``recfuse.cli._register`` cannot run: a one-command Typer app collapses into that
+    # command, so give it a callback to keep ``benchmark`` a subcommand.
+    fallback = typer.Typer()
+    fallback.callback()(lambda: None)
+    bench_cli.register(fallback)
+    return fallback
+
+
+def test_register_is_idempotent() -> None:
+    t = typer.Typer()
+    bench_cli.register(t)
+    bench_cli.register(t)
+    assert [c.name for c in t.registered_commands] == ["benchmark"]
+
+
+def test_cli_benchmark_writes_the_report(
+    app: typer.Typer, data: Interactions, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bench_cli, "_load_dataset", lambda name: data)
+    out = tmp_path / "bench"
+    res = CliRunner().invoke(
+        app,
+        ["benchmark", "--dataset", "clusters", "--models", "pop,itemknn", "--seeds", "2", "--out", str(out),
+         "--no-tune", "--set", "itemknn.neighbours=12", "--quiet"],
+    )
+    assert res.exit_code == 0, res.output
+    results = json.loads((out / "results.json").read_text())
+    assert results["models"]["itemknn"]["config"]["neighbours"] == 12  # typed: int, not "12"
+    assert len(results["models"]["pop"]["metrics"]["ndcg@10"]["per_seed"]) == 2
+    md = (out / "results.md").read_text()
+    assert "| Model | NDCG@10 |" in md and "itemknn" in md
+    pngs = sorted(p.name for p in out.glob("*.png"))
+    assert pngs == ["slices_history_length.png", "slices_target_popularity.png"]
+    for p in out.glob("*.png"):
+        assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "results.json" in res.output and "itemknn" in res.output
+
+
+def test_cli_unknown_model_exits_2(app: typer.Typer, data: Interactions, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bench_cli, "_load_dataset", lambda name: data)
+    res = CliRunner().invoke(app, ["benchmark", "--dataset", "clusters", "--models", "pop,nosuch"])
+    assert res.exit_code == 2
+    text = " ".join(res.output.split())
+    assert "nosuch" in text and "pop" in text and "itemknn" in text and "als" in text
+
+
+@pytest.mark.parametrize(
+    "setting", ["itemknn.neighbours=many", "itemknn.nope=1", "als.reg=0.1", "itemknn.seed=3", "neighbours=3"]
+)
+def test_cli_bad_set_exits_2(app: typer.Typer, data: Interactions, monkeypatch: pytest.MonkeyPatch,
+                             setting: str) -> None:
+    monkeypatch.setattr(bench_cli, "_load_dataset", lambda name: data)
+    res = CliRunner().invoke(app, ["benchmark", "--dataset", "clusters", "--models", "pop,itemknn", "--set", setting])
+    assert res.exit_code == 2, res.output
+
+
+def test_coerce_by_field_type() -> None:
+    from recfuse.evaluate.runner import config_fields
+
+    fields = config_fields("als")
+    assert bench_cli.coerce("16", fields["embedding_size"]) == 16
+    assert bench_cli.coerce("0.5", fields["reg"]) == 0.5
+    assert bench_cli.coerce("false", fields["fold_in"]) is False
+    with pytest.raises(ValueError):
+        bench_cli.coerce("maybe", bool)
