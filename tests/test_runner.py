@@ -246,3 +246,19 @@ def test_coerce_by_field_type() -> None:
     assert bench_cli.coerce("false", fields["fold_in"]) is False
     with pytest.raises(ValueError):
         bench_cli.coerce("maybe", bool)
+
+
+@pytest.mark.slow  # a few seconds: torch's optimiser import plus two tiny epochs
+def test_neural_model_reports_best_epoch_and_stays_quiet(data: Interactions, capsys: pytest.CaptureFixture[str]
+                                                         ) -> None:
+    from recfuse.models import MODELS
+
+    if "gru4rec" not in MODELS:
+        pytest.skip("no neural model registered yet")
+    r = run_benchmark(data, ["gru4rec"], seeds=1, ks=(10,), tune=False,
+                      overrides={"gru4rec": {"epochs": 2, "device": "cpu"}}, progress=False)
+    m = r["models"]["gru4rec"]
+    assert len(m["best_epoch"]) == 1 and m["best_epoch"][0] in (1, 2)
+    assert "progress" not in m["config"] and "seed" not in m["config"] and m["config"]["epochs"] == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == ""  # progress=False silences the trainer's bar too

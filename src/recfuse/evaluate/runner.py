@@ -54,6 +54,10 @@ GRIDS: dict[str, dict[str, list[Any]]] = {
 #: Beyond-accuracy metrics reported at every K.
 BEYOND = ("coverage", "novelty", "gini")
 
+#: Config fields that are not hyperparameters and stay out of ``results["models"][m]["config"]``:
+#: the seed is the run index (see ``per_seed``), progress is display only.
+UI_FIELDS = ("seed", "progress")
+
 #: Packages whose versions go into ``results["versions"]``.
 VERSIONED = ("numpy", "torch", "implicit", "polars")
 
@@ -121,13 +125,19 @@ def fit_and_evaluate(
     ks: tuple[int, ...],
     mask_history: bool,
     test: bool = True,
+    quiet: bool = False,
 ) -> SeedRun:
     """Fit ``model`` with ``params`` and ``seed`` on ``split.train``; evaluate on valid (and test).
 
     Only the fit is timed.  When ``test`` is false (tuning) the test set is
     not touched at all and ``SeedRun.test`` is the valid result again.
+    ``quiet`` turns off the model's own progress display (if it has one and
+    ``params`` does not set it).
     """
-    config = make_config(model, {**params, "seed": seed})
+    params = {**params, "seed": seed}
+    if quiet and "progress" in config_fields(model):
+        params.setdefault("progress", False)
+    config = make_config(model, params)
     rec: Recommender = MODELS[model](config)
     start = time.perf_counter()
     rec.fit(split.train, split.valid)
@@ -145,6 +155,7 @@ def tune_model(
     mask_history: bool,
     overrides: dict[str, Any],
     on_point: Callable[[str, float], None] | None = None,
+    quiet: bool = False,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Grid search on valid (seed 0) for one model.
 
@@ -159,7 +170,7 @@ def tune_model(
         return dict(overrides), {"grid": {}, f"valid_{metric}": scores}
     best: tuple[float, dict[str, Any]] | None = None
     for point in grid_points(grid):
-        run = fit_and_evaluate(model, {**point, **overrides}, 0, split, ks, mask_history, test=False)
+        run = fit_and_evaluate(model, {**point, **overrides}, 0, split, ks, mask_history, test=False, quiet=quiet)
         value = float(np.mean(run.valid.per_query[metric])) if len(split.valid) else 0.0
         scores[config_key(point)] = value
         if on_point is not None:
@@ -353,14 +364,14 @@ def run_benchmark(
                     bar.advance(task)
                     say(f"[dim]  {m} tune {key}: valid {metric} {value:.4f}[/dim]")
 
-                chosen[m], tuning[m] = tune_model(m, sp, ks, mask_history, fixed, on_point)
+                chosen[m], tuning[m] = tune_model(m, sp, ks, mask_history, fixed, on_point, quiet=not progress)
                 say(f"{m}: chose {config_key(chosen[m])}")
             else:
                 chosen[m], tuning[m] = dict(fixed), {"grid": {}, f"valid_{metric}": {}}
             runs[m] = []
             for seed in range(seeds):
                 bar.update(task, description=f"{m}: seed {seed}")
-                run = fit_and_evaluate(m, chosen[m], seed, sp, ks, mask_history)
+                run = fit_and_evaluate(m, chosen[m], seed, sp, ks, mask_history, quiet=not progress)
                 runs[m].append(run)
                 bar.advance(task)
                 say(
@@ -383,7 +394,8 @@ def run_benchmark(
                 "mean_diff": t["mean_diff"], "ratio": t["ratio"], "n_users": t["n"],
             }
         config = dataclasses.asdict(make_config(m, chosen[m]))
-        config.pop("seed", None)  # seed i is run i; see per_seed
+        for key in UI_FIELDS:
+            config.pop(key, None)
         out_models[m] = {
             "metrics": _metric_block([r.test for r in runs[m]], ks),
             "valid_metrics": _metric_block([r.valid for r in runs[m]], ks),
