@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 from recfuse.models.base import ModelConfig, Recommender
+from recfuse.models.gru4rec import GRU4Rec
 from recfuse.models.itemknn import ItemKNN
 from recfuse.models.mf import ALS, BPR
 from recfuse.models.pop import Popularity
+from recfuse.models.sasrec import SASRec
 
 MODELS: dict[str, type[Recommender]] = {
     "pop": Popularity,
     "itemknn": ItemKNN,
     "als": ALS,
     "bpr": BPR,
+    "gru4rec": GRU4Rec,
+    "sasrec": SASRec,
 }
 
 __all__ = ["MODELS", "ModelConfig", "Recommender"]

@@ -15,15 +15,11 @@ from typing import Any, ClassVar, Self
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
+from recfuse.config import ModelConfig
 from recfuse.data.dataset import Interactions
 from recfuse.data.split import EvalSet, Queries
 
-
-@dataclasses.dataclass
-class ModelConfig:
-    """Hyperparameters shared by name across models."""
-
-    seed: int = 0
+__all__ = ["ModelConfig", "Recommender", "mask_history", "top_k"]
 
 
 class Recommender(ABC):

@@ -1,0 +1,139 @@
+"""Shared machinery of the next-item models (GRU4Rec, SASRec, fusion).
+
+Training examples are windows of a user's training sequence: the input is
+``seq[s:e-1]`` and the target at every position is the next item
+``seq[s+1:e]``, so every event of every user is a target once per epoch
+(not one sample per prefix).  The loss is full-softmax cross-entropy over
+the whole catalogue at every real position.  Item ``i`` is token ``i + 1``;
+token 0 is padding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Self
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from recfuse.data.dataset import Interactions
+from recfuse.data.split import EvalSet, Queries
+from recfuse.models.base import Recommender
+from recfuse.train.trainer import TrainConfig, Trainer, resolve_device, seed_everything
+
+
+@dataclass
+class SequentialConfig(TrainConfig):
+    embedding_size: int = 64
+    max_len: int = 50
+    dropout: float = 0.2
+
+
+class SequentialRecommender(Recommender):
+    """Base for models that encode a padded item sequence into a user vector.
+
+    Subclasses build ``self.module`` (an ``nn.Module`` with an ``item_emb``
+    embedding of ``n_items + 1`` rows) in :meth:`build_module` and implement
+    :meth:`encode`: ``(B, T)`` tokens -> ``(B, T, D)`` hidden states.
+    """
+
+    Config = SequentialConfig
+    config: SequentialConfig
+    module: nn.Module
+
+    # ---------------------------------------------------------------- to fill
+    def build_module(self) -> nn.Module:
+        raise NotImplementedError
+
+    def encode(self, tokens: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    # ---------------------------------------------------------------- fitting
+    def fit(self, train: Interactions, valid: EvalSet | None = None) -> Self:
+        seed_everything(self.config.seed)
+        self.n_items, self.n_users = train.n_items, train.n_users
+        self.device = resolve_device(self.config.device)
+        self.module = self.build_module().to(self.device)
+        self._train = train
+        self.fit_info = Trainer(self.config).fit(self, valid, name=self.name)
+        del self._train
+        return self
+
+    def train_batches(self, rng: np.random.Generator, batch_size: int) -> Iterator[dict[str, torch.Tensor]]:
+        windows = self._windows(self._train, rng)
+        order = rng.permutation(len(windows))
+        for start in range(0, len(order), batch_size):
+            rows = windows[order[start : start + batch_size]]
+            yield self._window_batch(self._train, rows)
+
+    def _windows(self, train: Interactions, rng: np.random.Generator) -> np.ndarray:
+        """``(n, 2)`` array of (start, end) event offsets, at most ``max_len + 1`` events each.
+
+        The newest window ends at the user's last event; older ones are laid
+        back by ``max_len`` with a random per-epoch offset (overlapping, so
+        every event is a target at least once).
+        """
+        T = self.config.max_len
+        out = []
+        for u in range(train.n_users):
+            lo, hi = int(train.indptr[u]), int(train.indptr[u + 1])
+            if hi - lo < 2:
+                continue
+            end = hi
+            shift = int(rng.integers(0, T)) if hi - lo > T + 1 else 0
+            while end - lo >= 2:
+                out.append((max(lo, end - T - 1), end))
+                end = end - T + (shift if end == hi else 0)
+        return np.asarray(out, dtype=np.int64).reshape(-1, 2)
+
+    def _window_batch(self, train: Interactions, rows: np.ndarray) -> dict[str, torch.Tensor]:
+        T = self.config.max_len
+        tokens = np.zeros((len(rows), T), dtype=np.int64)
+        labels = np.full((len(rows), T), -100, dtype=np.int64)
+        for b, (s, e) in enumerate(rows):
+            seq = train.item[s:e]
+            n = len(seq) - 1
+            tokens[b, T - n :] = seq[:-1] + 1
+            labels[b, T - n :] = seq[1:]
+        return {"tokens": torch.from_numpy(tokens).to(self.device), "labels": torch.from_numpy(labels).to(self.device)}
+
+    def training_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        h = self.encode(batch["tokens"])  # (B, T, D)
+        real = batch["labels"] >= 0  # (B, T)
+        logits = h[real] @ self.module.item_emb.weight[1:].T  # (N, n_items): full softmax at real positions
+        return F.cross_entropy(logits, batch["labels"][real])
+
+    def validate(self, valid: EvalSet) -> float:
+        from recfuse.evaluate.protocol import valid_ndcg
+
+        return valid_ndcg(self, valid)
+
+    # ---------------------------------------------------------------- scoring
+    @torch.no_grad()
+    def user_vectors(self, queries: Queries) -> torch.Tensor:
+        tokens = torch.from_numpy(queries.padded(self.config.max_len)).to(self.device)
+        return self.encode(tokens)[:, -1]  # (B, D): the state after the newest event
+
+    @torch.no_grad()
+    def score(self, queries: Queries) -> np.ndarray:
+        was_training = self.module.training
+        self.module.eval()
+        out = []
+        for start in range(0, len(queries), 512):
+            q = queries.take(slice(start, start + 512))
+            out.append((self.user_vectors(q) @ self.module.item_emb.weight[1:].T).float().cpu().numpy())
+        self.module.train(was_training)
+        return np.concatenate(out) if out else np.zeros((0, self.n_items), dtype=np.float32)
+
+    # ------------------------------------------------------------ persistence
+    def state(self) -> dict[str, np.ndarray]:
+        return {k: v.detach().cpu().numpy() for k, v in self.module.state_dict().items()}
+
+    def load_state(self, state: dict[str, np.ndarray]) -> None:
+        self.device = resolve_device(self.config.device)
+        self.module = self.build_module().to(self.device)
+        self.module.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()})
+        self.module.eval()

@@ -1,0 +1,147 @@
+"""One trainer for every neural model: epochs, early stopping, progress, best state.
+
+The model owns its loss and its batches (``train_batches`` / ``training_loss``);
+the trainer owns everything around them.  Early stopping watches valid
+NDCG@10 under the full-ranking protocol, and the best state is restored at
+the end, so a fitted model is always its best-on-valid self.
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+import torch
+
+from recfuse.config import ModelConfig
+
+if TYPE_CHECKING:
+    from recfuse.data.split import EvalSet
+
+
+@dataclass
+class TrainConfig(ModelConfig):
+    """Training-loop settings shared by the neural models (their configs inherit these)."""
+
+    epochs: int = 200
+    batch_size: int = 128
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.0
+    patience: int = 10  # epochs without a better valid NDCG@10 before stopping
+    eval_every: int = 1
+    max_seconds: float = 0.0  # 0 = no wall-clock limit
+    device: str = "auto"  # "auto" picks CUDA when available
+    progress: bool = True
+
+
+class Trainable(Protocol):
+    """What the trainer needs from a model."""
+
+    module: torch.nn.Module
+    device: torch.device
+
+    def train_batches(self, rng: np.random.Generator, batch_size: int) -> Iterator[dict[str, torch.Tensor]]: ...
+    def training_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor: ...
+    def validate(self, valid: EvalSet) -> float: ...
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+class Trainer:
+    """Fits a :class:`Trainable` with Adam and early stopping on valid NDCG@10."""
+
+    def __init__(self, config: TrainConfig) -> None:
+        self.config = config
+
+    def fit(self, model: Trainable, valid: EvalSet | None, name: str = "model") -> dict[str, Any]:
+        c = self.config
+        rng = np.random.default_rng(c.seed)
+        opt = torch.optim.Adam(model.module.parameters(), lr=c.learning_rate, weight_decay=c.weight_decay)
+        best_metric, best_epoch, best_state = -np.inf, 0, None
+        history: list[dict[str, float]] = []
+        started = time.perf_counter()
+        progress = _progress(c.progress)
+        task = progress.add_task(f"{name}", total=c.epochs) if progress else None
+        try:
+            if progress:
+                progress.start()
+            for epoch in range(1, c.epochs + 1):
+                model.module.train()
+                total, n = 0.0, 0
+                for batch in model.train_batches(rng, c.batch_size):
+                    opt.zero_grad(set_to_none=True)
+                    loss = model.training_loss(batch)
+                    loss.backward()
+                    opt.step()
+                    total += float(loss.detach())
+                    n += 1
+                row = {"epoch": epoch, "loss": total / max(n, 1)}
+                stop = False
+                if valid is not None and (epoch % c.eval_every == 0 or epoch == c.epochs):
+                    model.module.eval()
+                    with torch.no_grad():
+                        metric = model.validate(valid)
+                    row["valid_ndcg@10"] = metric
+                    if metric > best_metric:
+                        best_metric, best_epoch = metric, epoch
+                        best_state = copy.deepcopy(model.module.state_dict())
+                    elif epoch - best_epoch >= c.patience:
+                        stop = True
+                history.append(row)
+                if progress and task is not None:
+                    desc = f"{name} loss {row['loss']:.4f}"
+                    if "valid_ndcg@10" in row:
+                        desc += f" valid ndcg@10 {row['valid_ndcg@10']:.4f} (best {best_metric:.4f} @ {best_epoch})"
+                    progress.update(task, advance=1, description=desc)
+                if c.max_seconds and time.perf_counter() - started > c.max_seconds:
+                    stop = True
+                if stop:
+                    break
+        finally:
+            if progress:
+                progress.stop()
+        elapsed = time.perf_counter() - started
+        if best_state is not None:
+            model.module.load_state_dict(best_state)
+        else:
+            best_epoch = len(history)
+        model.module.eval()
+        # Time to the best epoch: what early stopping "needed"; the rest is patience.
+        per_epoch = elapsed / max(len(history), 1)
+        return {
+            "best_epoch": best_epoch,
+            "epochs_run": len(history),
+            "best_valid_ndcg@10": None if best_metric == -np.inf else float(best_metric),
+            "train_seconds": elapsed,
+            "seconds_to_best_epoch": per_epoch * best_epoch,
+            "history": history,
+        }
+
+
+def _progress(enabled: bool) -> Any:
+    if not enabled:
+        return None
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        transient=True,
+    )
