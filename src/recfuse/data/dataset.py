@@ -197,15 +197,14 @@ class Interactions:
             item_ids = list(dict.fromkeys([*item_ids, *item_features[item_features.columns[0]].to_list()]))
         items = IdMap(item_ids)
 
-        user = users.to_index(frame[Columns.USER].to_list())
-        item = items.to_index(frame[Columns.ITEM].to_list())
-        row = frame["_row"].to_numpy()
+        user = _codes(frame[Columns.USER], users)
+        item = _codes(frame[Columns.ITEM], items)
         if has_time:
             ts = frame[Columns.TIME].to_numpy().astype(np.float64)
-            order = np.lexsort((row, ts, user))  # last key is primary: user, then time, then file order
+            order = _stable_order(user, ts)  # user, then time, then file order
         else:
             ts = None
-            order = np.lexsort((row, user))
+            order = _stable_order(user, None)
         rating = None
         if Columns.RATING in frame.columns:
             if not frame.schema[Columns.RATING].is_numeric():
@@ -307,6 +306,30 @@ class Interactions:
             f"events={self.n_events}, time={'yes' if self.timestamp is not None else 'no'}, "
             f"rating={'yes' if self.rating is not None else 'no'})"
         )
+
+
+def _codes(values: pl.Series, ids: IdMap) -> np.ndarray:
+    """Dense indices of ``values`` (all present in ``ids``) as ``int64``.
+
+    Vectorised in Polars: a per-row Python lookup takes ~10 s per column on a
+    25M-row log.
+    """
+    keys = pl.Series(ids.external_ids.tolist(), dtype=pl.String)
+    codes = pl.int_range(len(ids), eager=True, dtype=pl.Int64)
+    return values.cast(pl.String).replace_strict(keys, codes, return_dtype=pl.Int64).to_numpy()
+
+
+def _stable_order(user: np.ndarray, ts: np.ndarray | None) -> np.ndarray:
+    """Permutation sorting by user, then time; ties keep their input order.
+
+    Polars' multi-threaded stable sort is ~3x faster than ``np.lexsort`` on
+    25M rows and gives the same permutation.
+    """
+    cols: dict[str, np.ndarray] = {"u": user}
+    if ts is not None:
+        cols["t"] = ts
+    frame = pl.DataFrame(cols).with_row_index("_row")
+    return frame.sort(list(cols), maintain_order=True)["_row"].to_numpy().astype(np.int64)
 
 
 def _align_features(features: pl.DataFrame | None, ids: IdMap) -> pl.DataFrame | None:
