@@ -3,5 +3,29 @@
 from __future__ import annotations
 
 from recfuse.data.dataset import DataError, IdMap, Interactions
+from recfuse.data.readers import (
+    FORMATS,
+    detect_format,
+    load,
+    read_atomic,
+    read_log,
+    read_ml100k,
+    read_movielens_csv,
+    read_movielens_dat,
+    read_sequences,
+)
 
-__all__ = ["DataError", "IdMap", "Interactions"]
+__all__ = [
+    "FORMATS",
+    "DataError",
+    "IdMap",
+    "Interactions",
+    "detect_format",
+    "load",
+    "read_atomic",
+    "read_log",
+    "read_ml100k",
+    "read_movielens_csv",
+    "read_movielens_dat",
+    "read_sequences",
+]
