@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from recfuse.data.dataset import DataError, IdMap, Interactions
+from recfuse.data.describe import describe
 from recfuse.data.readers import (
     FORMATS,
     detect_format,
@@ -14,14 +15,20 @@ from recfuse.data.readers import (
     read_movielens_dat,
     read_sequences,
 )
+from recfuse.data.registry import DATASETS, get, list_datasets, load_dataset
 
 __all__ = [
+    "DATASETS",
     "FORMATS",
     "DataError",
     "IdMap",
     "Interactions",
+    "describe",
     "detect_format",
+    "get",
+    "list_datasets",
     "load",
+    "load_dataset",
     "read_atomic",
     "read_log",
     "read_ml100k",

@@ -1,0 +1,123 @@
+"""``recfuse data``: get, list and describe datasets.
+
+Bad input (unknown name, malformed file, failed download) prints the
+:class:`DataError` message and exits with code 2, without a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from recfuse.data import registry
+from recfuse.data.dataset import DataError
+from recfuse.data.describe import describe as describe_data
+from recfuse.data.describe import describe_table
+
+app = typer.Typer(
+    name="data",
+    help="Get, register and describe datasets.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+_out = Console()
+_err = Console(stderr=True)
+
+
+@contextmanager
+def _user_errors() -> Iterator[None]:
+    """Bad input -> its message on stderr and exit code 2 (no traceback)."""
+    try:
+        yield
+    except DataError as err:
+        _err.print(f"[red]error:[/] {err}", markup=True, highlight=False, soft_wrap=True)
+        raise typer.Exit(code=2) from None
+
+
+@app.command("get")
+def get_command(
+    name: Annotated[str, typer.Argument(help="Registered dataset name (see `recfuse data list`).")],
+    from_path: Annotated[
+        Path | None,
+        typer.Option(
+            "--from",
+            help="Install a copy you already have (folder, single file or zip archive) instead of downloading; "
+            "known checksums are verified.",
+        ),
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Fetch again even if the dataset is already cached.")] = False,
+) -> None:
+    """Download (or copy with --from), verify and cache a dataset; print its folder."""
+    with _user_errors():
+        path = registry.get(name, force=force, from_path=from_path)
+    typer.echo(str(path))
+
+
+@app.command("list")
+def list_command(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """List the registered datasets, their sources and whether they are cached."""
+    rows = registry.list_datasets()
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    table = Table(title=f"datasets (cache: {registry.data_root()})", header_style="bold")
+    for col in ("name", "format", "cached", "description / sources"):
+        table.add_column(col)
+    for row in rows:
+        sources = "\n".join(f"  {s}" for s in row["sources"])
+        table.add_row(row["name"], row["format"], "yes" if row["cached"] else "no", f"{row['description']}\n{sources}")
+    _out.print(table)
+
+
+@app.command("describe")
+def describe_command(
+    dataset: Annotated[str, typer.Argument(help="Registered dataset name, or a file/folder to read.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON instead of a table.")] = False,
+    user: Annotated[str | None, typer.Option(help="Generic log: name of the user id column.")] = None,
+    item: Annotated[str | None, typer.Option(help="Generic log: name of the item id column.")] = None,
+    timestamp: Annotated[str | None, typer.Option(help="Generic log: time column (epoch seconds or ISO-8601).")] = None,
+    rating: Annotated[str | None, typer.Option(help="Generic log: rating column.")] = None,
+    event_type: Annotated[str | None, typer.Option(help="Generic log: event-type column.")] = None,
+    items: Annotated[
+        Path | None, typer.Option("--items", help="Generic log: item catalogue file (CSV/Parquet) with text columns.")
+    ] = None,
+    item_id: Annotated[
+        str | None, typer.Option(help="Generic log: id column of the --items file (default: the --item name).")
+    ] = None,
+    sep: Annotated[str | None, typer.Option(help="Generic log: field separator (default: by file extension).")] = None,
+    drop_duplicates: Annotated[
+        bool, typer.Option("--drop-duplicates", help="Drop repeated (user, item, time) rows (they are counted).")
+    ] = False,
+) -> None:
+    """Load a dataset and print its statistics (users, items, time span, lengths, sparsity, ...)."""
+    mapping = {
+        "user": user,
+        "item": item,
+        "timestamp": timestamp,
+        "rating": rating,
+        "event_type": event_type,
+        "items_path": items,
+        "item_id": item_id,
+        "sep": sep,
+    }
+    kw = {k: v for k, v in mapping.items() if v is not None}
+    with _user_errors():
+        data = registry.load_dataset(dataset, drop_duplicates=drop_duplicates, **kw)
+        summary = describe_data(data)
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2))
+    else:
+        _out.print(describe_table(summary))
+
+
+__all__ = ["app"]
