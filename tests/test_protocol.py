@@ -1,0 +1,126 @@
+"""The split and ranking protocol: no leaks, history masked, RecBole's conventions."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+
+from recfuse.data.dataset import Interactions
+from recfuse.data.split import Queries, leave_one_out, temporal
+from recfuse.evaluate.protocol import evaluate, popularity_buckets
+from recfuse.models.base import Recommender, mask_history, top_k
+from recfuse.models.pop import Popularity
+
+
+def _log(n_users: int = 30, n_items: int = 40, seed: int = 0) -> Interactions:
+    rng = np.random.default_rng(seed)
+    rows = []
+    for u in range(n_users):
+        n = int(rng.integers(1, 25))
+        items = rng.choice(n_items, size=min(n, n_items), replace=False)
+        times = np.sort(rng.integers(0, 50, size=len(items)))  # many ties on purpose
+        rows += [(f"u{u}", f"i{i}", int(t), float(rng.integers(1, 6))) for i, t in zip(items, times)]
+    rng.shuffle(rows)
+    return Interactions.from_frame(
+        pl.DataFrame(rows, schema=["user_id", "item_id", "timestamp", "rating"], orient="row")
+    )
+
+
+def test_ties_keep_file_order() -> None:
+    df = pl.DataFrame({"user_id": ["u"] * 3, "item_id": ["c", "a", "b"], "timestamp": [5, 5, 1]})
+    d = Interactions.from_frame(df)
+    assert d.items.to_external(d.user_items(0)).tolist() == ["b", "c", "a"]
+    s = leave_one_out(d)
+    assert d.items.to_external(s.test.targets).tolist() == ["a"]
+    assert d.items.to_external(s.valid.targets).tolist() == ["c"]
+
+
+def test_leave_one_out_has_no_leak() -> None:
+    d = _log()
+    s = leave_one_out(d)
+    lengths = d.lengths()
+    assert s.info["users_not_evaluated"] == int((lengths < 3).sum())
+    held_out = set()
+    for phase, offset in ((s.valid, 2), (s.test, 1)):
+        for b, u in enumerate(phase.queries.user):
+            seq = d.user_items(u)
+            ts = d.timestamp[d.indptr[u] : d.indptr[u + 1]]
+            cut = len(seq) - offset
+            # The target is the event at `cut`; the ranking input is exactly what came before it.
+            assert phase.target(b).tolist() == [seq[cut]]
+            assert phase.queries.history(b).tolist() == seq[:cut].tolist()
+            assert np.all(phase.queries.timestamps[phase.queries.indptr[b] : phase.queries.indptr[b + 1]] <= ts[cut])
+            held_out.add((u, d.indptr[u] + cut))
+    # No valid or test event reaches training, and training has everything else.
+    train_events = {(int(u), int(i)) for u, i in zip(s.train.user, s.train.item)}
+    for u, pos in held_out:
+        assert (u, int(d.item[pos])) not in train_events
+    assert s.train.n_events == d.n_events - len(held_out)
+    # Per user, training ends before the valid event in time.
+    for b, u in enumerate(s.valid.queries.user):
+        tr = s.train.timestamp[s.train.indptr[u] : s.train.indptr[u + 1]]
+        assert tr.max() <= s.valid.queries.time[b]
+
+
+def test_temporal_split_has_no_leak() -> None:
+    d = _log(n_users=60)
+    s = temporal(d, test_frac=0.2, valid_frac=0.2)
+    assert s.train.timestamp.max() < s.info["t_valid"]
+    for phase, cut in ((s.valid, s.info["t_valid"]), (s.test, s.info["t_test"])):
+        assert len(phase) > 0
+        # Nothing at or after the cut is in a ranking input; no target is in its own history.
+        assert np.all(phase.queries.timestamps < cut)
+        for b in range(len(phase)):
+            assert not set(phase.target(b).tolist()) & set(phase.queries.history(b).tolist())
+    with pytest.raises(ValueError, match="timestamps"):
+        temporal(Interactions.from_sequences([("u", ["a", "b", "c"])]))
+
+
+class _Fixed(Recommender):
+    """A fake model whose scores are given: for testing masking only."""
+
+    name = "fixed"
+
+    def __init__(self, scores: np.ndarray) -> None:
+        super().__init__()
+        self.scores = scores
+
+    def fit(self, train, valid=None):  # type: ignore[no-untyped-def]
+        return self
+
+    def score(self, queries: Queries) -> np.ndarray:
+        return np.repeat(self.scores[None], len(queries), axis=0)
+
+
+def test_history_items_are_masked_from_the_ranking() -> None:
+    d = Interactions.from_sequences([("u", ["a", "b", "c", "d", "e"])])
+    s = leave_one_out(d)  # history a, b, c (valid d is history at test time); target e
+    scores = np.array([5.0, 4.0, 3.0, 2.0, 1.0])  # the history items score highest
+    r = evaluate(_Fixed(scores), s.test, s.train, ks=(1,))
+    assert r.top[0].tolist() == [4] and r.per_query["hit@1"][0] == 1.0
+    unmasked = evaluate(_Fixed(scores), s.test, s.train, ks=(1,), mask_history_items=False)
+    assert unmasked.top[0].tolist() == [0] and unmasked.per_query["hit@1"][0] == 0.0
+    q = s.test.queries
+    masked = mask_history(np.repeat(scores[None], 1, axis=0), q)
+    assert np.isinf(masked[0, :4]).all() and np.isfinite(masked[0, 4])
+    assert top_k(masked, 1)[0].tolist() == [[4]]
+
+
+def test_popularity_on_known_answer_log() -> None:
+    d = Interactions.from_sequences(
+        [("u1", ["x", "a", "p", "q"]), ("u2", ["x", "b", "p", "q"]), ("u3", ["x", "c", "p", "q"])]
+    )
+    s = leave_one_out(d)
+    m = Popularity().fit(s.train)
+    # Train: x×3, a, b, c; valid p and test q held out.  At test time x, p and the user's own
+    # letter are masked, so pop's top-1 is the lowest-index count-1 item not already seen.
+    r = evaluate(m, s.test, s.train, ks=(1, 5))
+    assert d.items.to_external(r.top[:, 0]).tolist() == ["b", "a", "a"]
+    assert r.per_query["hit@5"].tolist() == [0.0, 0.0, 0.0]  # q never seen in training
+
+
+def test_popularity_buckets_split_training_mass_in_thirds() -> None:
+    d = Interactions.from_sequences([("u", ["a"] * 6 + ["b"] * 3 + ["c"] * 2 + ["d"]), ("v", ["e"])])
+    # counts a6 b3 c2 d1 e1 of 13: a starts at 0 (head), b at 6/13 (torso), c at 9/13 (tail)...
+    assert popularity_buckets(d).tolist() == [0, 1, 2, 2, 2]
