@@ -9,9 +9,9 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from recfuse.data import Interactions, describe, load, read_atomic, read_sequences
+from recfuse.data import Interactions, load, read_atomic, read_sequences
 from recfuse.data.cli import app
-from recfuse.data.describe import describe_table
+from recfuse.data.describe import describe, describe_table
 
 DATA = Path(__file__).parent / "data"
 

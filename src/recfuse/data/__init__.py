@@ -1,9 +1,12 @@
-"""Data: readers, the dataset registry, the in-memory log and the splits."""
+"""Data: readers, the dataset registry, the in-memory log and the splits.
+
+``describe`` is imported from :mod:`recfuse.data.describe` directly: re-exporting the
+function here would shadow the module of the same name.
+"""
 
 from __future__ import annotations
 
 from recfuse.data.dataset import DataError, IdMap, Interactions
-from recfuse.data.describe import describe
 from recfuse.data.readers import (
     FORMATS,
     detect_format,
@@ -23,7 +26,6 @@ __all__ = [
     "DataError",
     "IdMap",
     "Interactions",
-    "describe",
     "detect_format",
     "get",
     "list_datasets",
