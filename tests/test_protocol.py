@@ -115,9 +115,11 @@ def test_popularity_on_known_answer_log() -> None:
     m = Popularity().fit(s.train)
     # Train: x×3, a, b, c; valid p and test q held out.  At test time x, p and the user's own
     # letter are masked, so pop's top-1 is the lowest-index count-1 item not already seen.
-    r = evaluate(m, s.test, s.train, ks=(1, 5))
+    r = evaluate(m, s.test, s.train, ks=(1, 2, 3))
     assert d.items.to_external(r.top[:, 0]).tolist() == ["b", "a", "a"]
-    assert r.per_query["hit@5"].tolist() == [0.0, 0.0, 0.0]  # q never seen in training
+    # q was never seen in training: it ranks after the two unseen letters, at 3.
+    assert r.per_query["hit@2"].tolist() == [0.0, 0.0, 0.0]
+    assert r.per_query["mrr@3"].tolist() == pytest.approx([1 / 3] * 3)
 
 
 def test_popularity_buckets_split_training_mass_in_thirds() -> None:
