@@ -21,7 +21,7 @@ class SASRecConfig(SequentialConfig):
     n_layers: int = 2
     n_heads: int = 1
     dropout: float = 0.2
-    attn_dropout: float = 0.0  # dropout on attention weights; costly on CPU and did not help on ml-100k
+    attn_dropout: float = 0.2  # on attention weights: without it (and the feed-forward dropout) ml-100k valid NDCG@10 fell 0.142 -> 0.115
 
 
 class Block(nn.Module):
@@ -34,7 +34,7 @@ class Block(nn.Module):
         self.qkv = nn.Linear(d, 3 * d)
         self.proj = nn.Linear(d, d)
         self.ln2 = nn.LayerNorm(d)
-        self.ff = nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.Linear(d, d))
+        self.ff = nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.Dropout(dropout), nn.Linear(d, d))
         self.drop = nn.Dropout(dropout)
         self.attn_dropout = attn_dropout
 

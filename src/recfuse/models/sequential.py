@@ -104,7 +104,7 @@ class SequentialRecommender(Recommender):
         h = self.encode(batch["tokens"])  # (B, T, D)
         real = batch["labels"] >= 0  # (B, T)
         logits = h[real] @ self.module.item_emb.weight[1:].T  # (N, n_items): full softmax at real positions
-        return F.cross_entropy(logits, batch["labels"][real])
+        return F.cross_entropy(logits.float(), batch["labels"][real])
 
     def validate(self, valid: EvalSet) -> float:
         from recfuse.evaluate.protocol import valid_ndcg

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import random
 import time
+from pathlib import Path
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -36,6 +37,7 @@ class TrainConfig(ModelConfig):
     eval_every: int = 1
     max_seconds: float = 0.0  # 0 = no wall-clock limit
     device: str = "auto"  # "auto" picks CUDA when available
+    precision: str = "auto"  # "bf16" | "fp32" | "auto" (bf16 autocast where the hardware has it)
     progress: bool = True
 
 
@@ -56,6 +58,25 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def bf16_supported(device: torch.device) -> bool:
+    """Whether bf16 matrix products are native here (CUDA >= Ampere, or a CPU with AVX512-BF16/AMX)."""
+    if device.type == "cuda":
+        return bool(torch.cuda.is_bf16_supported())
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return " avx512_bf16" in flags or " amx_bf16" in flags
+
+
+def resolve_precision(name: str, device: torch.device) -> torch.dtype:
+    if name == "fp32" or (name == "auto" and not bf16_supported(device)):
+        return torch.float32
+    if name in ("bf16", "auto"):
+        return torch.bfloat16
+    raise ValueError(f"precision must be 'auto', 'bf16' or 'fp32', not {name!r}")
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -71,6 +92,8 @@ class Trainer:
     def fit(self, model: Trainable, valid: EvalSet | None, name: str = "model") -> dict[str, Any]:
         c = self.config
         rng = np.random.default_rng(c.seed)
+        device = model.device
+        dtype = resolve_precision(c.precision, device)
         opt = torch.optim.Adam(model.module.parameters(), lr=c.learning_rate, weight_decay=c.weight_decay)
         best_metric, best_epoch, best_state = -np.inf, 0, None
         history: list[dict[str, float]] = []
@@ -85,7 +108,10 @@ class Trainer:
                 total, n = 0.0, 0
                 for batch in model.train_batches(rng, c.batch_size):
                     opt.zero_grad(set_to_none=True)
-                    loss = model.training_loss(batch)
+                    # Autocast runs the big matrix products (the catalogue softmax) in bf16;
+                    # weights, optimiser state and the loss reduction stay fp32.
+                    with torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
+                        loss = model.training_loss(batch)
                     loss.backward()
                     opt.step()
                     total += float(loss.detach())
