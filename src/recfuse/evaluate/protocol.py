@@ -1,7 +1,9 @@
 """Full-ranking evaluation: score every item, mask history, cut at K, measure.
 
 One function, :func:`evaluate`, used for early stopping, for the benchmark
-and in tests; see :mod:`recfuse.data.split` for the protocol defaults.
+and in tests; see :mod:`recfuse.data.split` for the protocol defaults.  It
+ranks through ``model.recommend`` — the same call the service makes — so
+offline and online share one code path.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import numpy as np
 from recfuse.data.dataset import Interactions
 from recfuse.data.split import EvalSet
 from recfuse.evaluate import metrics
-from recfuse.models.base import Recommender, mask_history, top_k
+from recfuse.models.base import Recommender
 
 KS = (5, 10, 20)
 
@@ -49,12 +51,10 @@ def evaluate(
     for start in range(0, len(evalset), batch_size):
         rows = np.arange(start, min(start + batch_size, len(evalset)))
         q = evalset.queries.take(rows)
-        scores = np.asarray(model.score(q), dtype=np.float32)
-        if scores.shape != (len(rows), train.n_items):
-            raise ValueError(f"{model.name}.score returned {scores.shape}, expected {(len(rows), train.n_items)}")
-        if mask_history_items:
-            mask_history(scores, q)
-        tops.append(top_k(scores, k_max)[0])
+        top = model.recommend(q, k_max, exclude_history=mask_history_items)[0]
+        if top.shape != (len(rows), min(k_max, train.n_items)):
+            raise ValueError(f"{model.name}.recommend returned {top.shape}, expected {(len(rows), k_max)}")
+        tops.append(top)
     top = np.concatenate(tops) if tops else np.zeros((0, k_max), dtype=np.int64)
     hits = metrics.hits_matrix(top, evalset.target_indptr, evalset.targets)
     per_query = metrics.per_query(hits, np.diff(evalset.target_indptr), ks)
@@ -109,9 +109,7 @@ def valid_ndcg(model: Recommender, evalset: EvalSet, k: int = 10, batch_size: in
     for start in range(0, len(evalset), batch_size):
         rows = np.arange(start, min(start + batch_size, len(evalset)))
         sub = evalset.take(rows)
-        scores = np.asarray(model.score(sub.queries), dtype=np.float32)
-        mask_history(scores, sub.queries)
-        top = top_k(scores, k)[0]
+        top = model.recommend(sub.queries, k)[0]
         hits = metrics.hits_matrix(top, sub.target_indptr, sub.targets)
         total += float(metrics.per_query(hits, np.diff(sub.target_indptr), (k,))[f"ndcg@{k}"].sum())
     return total / max(len(evalset), 1)

@@ -118,15 +118,33 @@ class SequentialRecommender(Recommender):
         return self.encode(tokens)[:, -1]  # (B, D): the state after the newest event
 
     @torch.no_grad()
-    def score(self, queries: Queries) -> np.ndarray:
+    def _scores(self, queries: Queries) -> torch.Tensor:
         was_training = self.module.training
         self.module.eval()
-        out = []
+        out = self.user_vectors(queries) @ self.module.item_emb.weight[1:].T  # (B, n_items)
+        self.module.train(was_training)
+        return out.float()
+
+    def score(self, queries: Queries) -> np.ndarray:
+        out = [self._scores(queries.take(slice(s, s + 512))).cpu().numpy() for s in range(0, len(queries), 512)]
+        return np.concatenate(out) if out else np.zeros((0, self.n_items), dtype=np.float32)
+
+    @torch.no_grad()
+    def recommend(self, queries: Queries, k: int, exclude_history: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` on the model's device (masking and ``topk`` included): the GPU path."""
+        tops, vals = [], []
         for start in range(0, len(queries), 512):
             q = queries.take(slice(start, start + 512))
-            out.append((self.user_vectors(q) @ self.module.item_emb.weight[1:].T).float().cpu().numpy())
-        self.module.train(was_training)
-        return np.concatenate(out) if out else np.zeros((0, self.n_items), dtype=np.float32)
+            scores = self._scores(q)
+            if exclude_history:
+                rows = torch.from_numpy(np.repeat(np.arange(len(q)), q.lengths())).to(scores.device)
+                scores[rows, torch.from_numpy(q.items).to(scores.device)] = -torch.inf
+            v, i = torch.topk(scores, min(k, self.n_items), dim=1)
+            tops.append(i.cpu().numpy())
+            vals.append(v.cpu().numpy())
+        if not tops:
+            return np.zeros((0, k), dtype=np.int64), np.zeros((0, k), dtype=np.float32)
+        return np.concatenate(tops), np.concatenate(vals)
 
     # ------------------------------------------------------------ persistence
     def state(self) -> dict[str, np.ndarray]:
