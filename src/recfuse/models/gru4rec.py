@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from recfuse.models.layers import Dropout
 from recfuse.models.sequential import SequentialConfig, SequentialRecommender
 
 
@@ -25,7 +26,7 @@ class GRU4RecModule(nn.Module):
     def __init__(self, n_items: int, c: GRU4RecConfig) -> None:
         super().__init__()
         self.item_emb = nn.Embedding(n_items + 1, c.embedding_size, padding_idx=0)
-        self.drop = nn.Dropout(c.dropout)
+        self.drop = Dropout(c.dropout)
         self.gru = nn.GRU(c.embedding_size, c.hidden_size, num_layers=c.n_layers, batch_first=True)
         self.out = nn.Linear(c.hidden_size, c.embedding_size)
         nn.init.normal_(self.item_emb.weight, std=0.02)

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from recfuse.models.layers import Dropout
 from recfuse.models.sequential import SequentialConfig, SequentialRecommender
 
 
@@ -34,17 +35,21 @@ class Block(nn.Module):
         self.qkv = nn.Linear(d, 3 * d)
         self.proj = nn.Linear(d, d)
         self.ln2 = nn.LayerNorm(d)
-        self.ff = nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.Dropout(dropout), nn.Linear(d, d))
-        self.drop = nn.Dropout(dropout)
-        self.attn_dropout = attn_dropout
+        self.ff = nn.Sequential(nn.Linear(d, d), nn.GELU(), Dropout(dropout), nn.Linear(d, d))
+        self.drop = Dropout(dropout)
+        self.attn_drop = Dropout(attn_dropout)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         B, T, D = x.shape
         q, k, v = self.qkv(self.ln1(x)).split(D, dim=-1)
         q, k, v = (t.view(B, T, self.n_heads, D // self.n_heads).transpose(1, 2) for t in (q, k, v))  # (B, H, T, D/H)
-        a = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=mask, dropout_p=self.attn_dropout if self.training else 0.0
-        )  # (B, H, T, D/H)
+        if self.training and self.attn_drop.p > 0:
+            # Spelled out so the attention-weight dropout uses the fast mask (T is small).
+            w = (q @ k.transpose(-2, -1)) * (q.shape[-1] ** -0.5)  # (B, H, T, T)
+            w = self.attn_drop(w.masked_fill(~mask, float("-inf")).softmax(dim=-1))
+            a = w @ v  # (B, H, T, D/H)
+        else:
+            a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, H, T, D/H)
         x = x + self.drop(self.proj(a.transpose(1, 2).reshape(B, T, D)))
         return x + self.drop(self.ff(self.ln2(x)))
 
@@ -55,7 +60,7 @@ class SASRecModule(nn.Module):
         d = c.embedding_size
         self.item_emb = nn.Embedding(n_items + 1, d, padding_idx=0)
         self.pos_emb = nn.Embedding(c.max_len, d)
-        self.drop = nn.Dropout(c.dropout)
+        self.drop = Dropout(c.dropout)
         self.blocks = nn.ModuleList(Block(d, c.n_heads, c.dropout, c.attn_dropout) for _ in range(c.n_layers))
         self.ln = nn.LayerNorm(d)
         nn.init.normal_(self.item_emb.weight, std=0.02)
