@@ -18,7 +18,7 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 	touch $@
 
 demo: env
-	$(VENV)/bin/recfuse benchmark --dataset ml-100k --models pop,itemknn,als,bpr,gru4rec,sasrec --seeds 3 --out results/demo
+	OPENBLAS_NUM_THREADS=1 $(VENV)/bin/recfuse benchmark --dataset ml-100k --models pop,itemknn,als,bpr,gru4rec,sasrec --seeds 2 --out results/demo
 
 test: env
 	$(PY) -m pytest -q src tests

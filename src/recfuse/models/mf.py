@@ -75,14 +75,18 @@ class ALS(_FactorModel):
 
     def fit(self, train: Interactions, valid: EvalSet | None = None) -> Self:
         from implicit.cpu.als import AlternatingLeastSquares
+        from threadpoolctl import threadpool_limits
 
         c = self.config
         self.n_items, self.n_users = train.n_items, train.n_users
-        model = AlternatingLeastSquares(
-            factors=c.embedding_size, regularization=c.reg, alpha=c.alpha, iterations=c.epochs,
-            random_state=c.seed, calculate_training_loss=False,
-        )
-        model.fit(train.matrix(), show_progress=False)
+        # implicit runs its own threads; a BLAS thread pool on top only oversubscribes the cores
+        # (implicit warns about it when the model is built, hence the limit around both).
+        with threadpool_limits(1, "blas"):
+            model = AlternatingLeastSquares(
+                factors=c.embedding_size, regularization=c.reg, alpha=c.alpha, iterations=c.epochs,
+                random_state=c.seed, calculate_training_loss=False,
+            )
+            model.fit(train.matrix(), show_progress=False)
         self.user_factors = np.asarray(model.user_factors, dtype=np.float32)
         self.item_factors = np.asarray(model.item_factors, dtype=np.float32)
         return self
