@@ -16,6 +16,9 @@ def _register() -> None:
     from recfuse.data.cli import app as data_app
 
     app.add_typer(data_app, name="data", help="Get, register and describe datasets.")
+    from recfuse.text.cli import app as text_app
+
+    app.add_typer(text_app, name="text", help="Encode item text (sentence-transformer, cached) and search it.")
     from recfuse.evaluate.cli import register as register_benchmark
 
     register_benchmark(app)
