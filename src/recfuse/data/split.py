@@ -63,7 +63,7 @@ class Queries:
         idx = _ragged_index(starts, ends)
         indptr = np.zeros(len(rows) + 1, dtype=np.int64)
         np.cumsum(ends - starts, out=indptr[1:])
-        pick = lambda a: None if a is None else a[idx]  # noqa: E731
+        pick = lambda a: None if a is None else a[idx]
         return Queries(
             user=self.user[rows],
             indptr=indptr,
@@ -193,7 +193,7 @@ def leave_one_out(data: Interactions, min_events: int = MIN_EVENTS) -> Split:
         data.item[last],
     )
     info: dict[str, float | int | str] = {
-        "users_evaluated": int(len(evaluated)),
+        "users_evaluated": len(evaluated),
         "users_not_evaluated": int(data.n_users - len(evaluated)),
         "min_events": min_events,
     }

@@ -33,7 +33,7 @@ def hits_matrix(top: np.ndarray, target_indptr: np.ndarray, targets: np.ndarray)
     >>> hits_matrix(np.array([[3, 1, 2]]), np.array([0, 2]), np.array([2, 9])).tolist()
     [[False, False, True]]
     """
-    B, K = top.shape
+    B = top.shape[0]
     n_t = np.diff(target_indptr)
     if np.all(n_t == 1):  # fast path: leave-one-out
         return top == targets[:, None]
@@ -57,7 +57,7 @@ def per_query(hits: np.ndarray, n_targets: np.ndarray, ks: tuple[int, ...]) -> d
     (0.6309, 0.5, 0.0)
     """
     out: dict[str, np.ndarray] = {}
-    B, K_max = hits.shape
+    K_max = hits.shape[1]
     discounts = 1.0 / np.log2(np.arange(2, K_max + 2))
     n_targets = np.maximum(n_targets, 1)
     any_rank = np.where(hits.any(axis=1), hits.argmax(axis=1), K_max)  # 0-based rank of first hit

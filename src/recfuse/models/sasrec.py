@@ -67,7 +67,7 @@ class SASRecModule(nn.Module):
         nn.init.normal_(self.pos_emb.weight, std=0.02)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        B, T = tokens.shape
+        T = tokens.shape[1]
         pos = torch.arange(T, device=tokens.device)
         x = self.drop(self.item_emb(tokens) + self.pos_emb(pos))  # (B, T, D)
         real = tokens > 0  # (B, T)

@@ -11,9 +11,9 @@ from __future__ import annotations
 import copy
 import random
 import time
-from pathlib import Path
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
