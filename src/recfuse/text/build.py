@@ -208,7 +208,7 @@ def build_texts(features: pl.DataFrame, template: str | None = None, name: str =
     missing = [f for f in fields if f not in available]
     if missing:
         raise TextError(
-            f"template field {missing[0]!r} is not in dataset {name!r}'s item features "
+            f"template field {missing[0]!r} is not among the item fields of dataset {name!r} "
             f"(available fields: {', '.join(available)})"
         )
     columns = {f: features[f].to_list() for f in fields}

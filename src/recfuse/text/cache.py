@@ -221,7 +221,7 @@ class EncodeStats:
     n
         Texts asked for (items, for :func:`encode_items`).
     n_encoded
-        Distinct texts run through the model.
+        Distinct texts run through the model (see :attr:`n_duplicates`).
     n_cached
         Texts served from the cache.
     n_empty
@@ -245,6 +245,11 @@ class EncodeStats:
     encode_seconds: float
     model: str
     cache_folder: str | None = None
+
+    @property
+    def n_duplicates(self) -> int:
+        """Texts that repeated another new text in the call (encoded once, shared)."""
+        return self.n - self.n_encoded - self.n_cached - self.n_empty
 
     @property
     def items_per_s(self) -> float:

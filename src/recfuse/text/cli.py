@@ -76,8 +76,9 @@ def _load(dataset: str) -> Interactions:
 def _summary(stats: EncodeStats, encoder: TextEncoder) -> str:
     load = f", model load {encoder.load_seconds:.1f} s" if encoder.load_seconds is not None else ""
     rate = f", {stats.encoded_per_s:,.0f} texts/s through the model" if stats.n_encoded else ""
+    shared = f" (+{stats.n_duplicates} items sharing one of those texts)" if stats.n_duplicates else ""
     return (
-        f"{stats.n} items, dim {stats.dim}: {stats.n_encoded} encoded, {stats.n_cached} from cache, "
+        f"{stats.n} items, dim {stats.dim}: {stats.n_encoded} encoded{shared}, {stats.n_cached} from cache, "
         f"{stats.n_empty} without text; {stats.seconds:.2f} s ({stats.items_per_s:,.0f} items/s{rate}{load})"
     )
 
@@ -96,8 +97,8 @@ def encode_command(
         data = _load(dataset)
         encoder = TextEncoder(model, device=device, batch_size=batch_size, progress=progress)
         _, stats = encode_items(data, encoder, template)
-    _out.print(_summary(stats, encoder), highlight=False)
-    _out.print(f"model {stats.model}; cache {stats.cache_folder}", highlight=False)
+    _out.print(_summary(stats, encoder), highlight=False, soft_wrap=True)
+    _out.print(f"model {stats.model}; cache {stats.cache_folder}", highlight=False, soft_wrap=True)
 
 
 @app.command("similar")
