@@ -139,6 +139,8 @@ def test_unknown_model_names_what_to_install(monkeypatch: pytest.MonkeyPatch, tm
         TextEncoder("no-such-model-anywhere").encode(["x"])
     with pytest.raises(TextError, match="cannot load"):
         TextEncoder(str(tmp_path)).encode(["x"])  # a directory without a model
+    with pytest.raises(TextError, match="device 'banana'"):
+        TextEncoder(device="banana").encode(["x"])
 
 
 def test_offline_env_keeps_a_users_value(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -191,6 +191,8 @@ class TextEncoder:
             hf_logging.disable_progress_bar()
         try:
             return self._load_from(sentence_transformer)
+        except (RuntimeError, AssertionError) as err:  # torch: unknown device, or no CUDA in this build
+            raise TextError(f"cannot load model {self.model_name!r} on device {self.device!r}: {err}") from None
         finally:
             if was_on:
                 hf_logging.enable_progress_bar()
