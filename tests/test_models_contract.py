@@ -18,6 +18,7 @@ FAST: dict[str, dict] = {
     "bpr": {"embedding_size": 8, "epochs": 5},
     "gru4rec": {"embedding_size": 16, "hidden_size": 16, "epochs": 3, "progress": False},
     "sasrec": {"embedding_size": 16, "epochs": 3, "progress": False},
+    "fusion": {"embedding_size": 16, "epochs": 3, "long_len": 8, "max_len": 4, "progress": False},
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from recfuse.models.base import ModelConfig, Recommender
+from recfuse.models.fusion import Fusion
 from recfuse.models.gru4rec import GRU4Rec
 from recfuse.models.itemknn import ItemKNN
 from recfuse.models.mf import ALS, BPR
@@ -16,6 +17,7 @@ MODELS: dict[str, type[Recommender]] = {
     "bpr": BPR,
     "gru4rec": GRU4Rec,
     "sasrec": SASRec,
+    "fusion": Fusion,
 }
 
 __all__ = ["MODELS", "ModelConfig", "Recommender"]
