@@ -74,7 +74,7 @@ class FusionModule(nn.Module):
 
     def forward(self, context: torch.Tensor, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``context`` (B, C) older items, ``tokens`` (B, T) the short window -> user vectors and gates (B, T)."""
-        B, T = tokens.shape
+        T = tokens.shape[1]
         C = context.shape[1]
         dev = tokens.device
         x = self.drop(self.items(tokens) + self.pos_emb(torch.arange(T, device=dev)))  # (B, T, D)
