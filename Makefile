@@ -28,6 +28,7 @@ bench: env
 
 lint: env
 	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/mypy
 
 clean:
 	rm -rf $(VENV) results .pytest_cache

@@ -20,6 +20,7 @@ Protocol defaults, stated once (RecBole's sequential quick-start config):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -253,4 +254,4 @@ def temporal(data: Interactions, test_frac: float = 0.1, valid_frac: float = 0.1
     return Split(full=data, train=train, valid=valid, test=test, kind="temporal", info=info)
 
 
-SPLITS = {"loo": leave_one_out, "temporal": temporal}
+SPLITS: dict[str, Callable[..., Split]] = {"loo": leave_one_out, "temporal": temporal}

@@ -146,16 +146,11 @@ class Fusion(SequentialRecommender):
         batch["context"] = torch.from_numpy(context).to(self.device)
         return batch
 
-    def encode(self, tokens: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
-        if context is None:
-            context = torch.zeros(tokens.shape[0], 0, dtype=torch.long, device=tokens.device)
-        return self.module(context, tokens)[0]
+    def hidden(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.module(batch["context"], batch["tokens"])[0]  # (B, T, D)
 
-    def training_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        u, _ = self.module(batch["context"], batch["tokens"])  # (B, T, D)
-        real = batch["labels"] >= 0
-        logits = u[real] @ self.module.items()[1:].T  # (N, n_items)
-        return nn.functional.cross_entropy(logits.float(), batch["labels"][real])
+    def item_vectors(self) -> torch.Tensor:
+        return self.module.items()[1:]  # (n_items, D): ID and text parts mixed
 
     # ------------------------------------------------------------ scoring
     def _split_history(self, queries: Queries) -> tuple[torch.Tensor, torch.Tensor]:
@@ -167,14 +162,6 @@ class Fusion(SequentialRecommender):
     def user_vectors(self, queries: Queries) -> torch.Tensor:
         context, tokens = self._split_history(queries)
         return self.module(context, tokens)[0][:, -1]  # (B, D)
-
-    @torch.no_grad()
-    def _scores(self, queries: Queries) -> torch.Tensor:
-        was_training = self.module.training
-        self.module.eval()
-        out = self.user_vectors(queries) @ self.module.items()[1:].T  # (B, n_items)
-        self.module.train(was_training)
-        return out.float()
 
     @torch.no_grad()
     def gates(self, queries: Queries) -> np.ndarray:

@@ -100,10 +100,19 @@ class SequentialRecommender(Recommender):
             labels[b, T - n :] = seq[1:]
         return {"tokens": torch.from_numpy(tokens).to(self.device), "labels": torch.from_numpy(labels).to(self.device)}
 
+    def item_vectors(self) -> torch.Tensor:
+        """Output vectors of all items, ``(n_items, D)`` (tied to the input embedding)."""
+        emb: nn.Embedding = self.module.item_emb  # type: ignore[assignment]
+        return emb.weight[1:]
+
+    def hidden(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """User states at every window position, ``(B, T, D)``."""
+        return self.encode(batch["tokens"])
+
     def training_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        h = self.encode(batch["tokens"])  # (B, T, D)
+        h = self.hidden(batch)  # (B, T, D)
         real = batch["labels"] >= 0  # (B, T)
-        logits = h[real] @ self.module.item_emb.weight[1:].T  # (N, n_items): full softmax at real positions
+        logits = h[real] @ self.item_vectors().T  # (N, n_items): full softmax at real positions
         return F.cross_entropy(logits.float(), batch["labels"][real])
 
     def validate(self, valid: EvalSet) -> float:
@@ -121,7 +130,7 @@ class SequentialRecommender(Recommender):
     def _scores(self, queries: Queries) -> torch.Tensor:
         was_training = self.module.training
         self.module.eval()
-        out = self.user_vectors(queries) @ self.module.item_emb.weight[1:].T  # (B, n_items)
+        out = self.user_vectors(queries) @ self.item_vectors().T  # (B, n_items)
         self.module.train(was_training)
         return out.float()
 

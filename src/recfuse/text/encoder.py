@@ -182,6 +182,7 @@ class TextEncoder:
 
     def _load_quietly(self, sentence_transformer: Any) -> Any:
         """Load without transformers' own "Loading weights" bar (restored afterwards)."""
+        hf_logging: Any
         try:
             from transformers.utils import logging as hf_logging
         except ImportError:  # pragma: no cover - transformers comes with sentence-transformers
