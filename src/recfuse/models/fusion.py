@@ -26,16 +26,14 @@ from torch import nn
 from recfuse.data.dataset import Interactions
 from recfuse.data.split import EvalSet, Queries
 from recfuse.models.layers import Dropout
-from recfuse.models.sasrec import Block
-from recfuse.models.sequential import SequentialConfig, SequentialRecommender
+from recfuse.models.sasrec import Block, SASRecConfig, attention_mask
+from recfuse.models.sequential import SequentialRecommender
 
 
 @dataclass
-class FusionConfig(SequentialConfig):
-    n_layers: int = 2
-    n_heads: int = 1
-    dropout: float = 0.2
-    attn_dropout: float = 0.2
+class FusionConfig(SASRecConfig):
+    """SASRec's settings for the short-term branch, plus the long-term and text ones."""
+
     long_len: int = 200  # history events before the short window that the long-term branch reads
     use_text: bool = True  # use item text when the dataset has it
 
@@ -78,15 +76,14 @@ class FusionModule(nn.Module):
         C = context.shape[1]
         dev = tokens.device
         x = self.drop(self.items(tokens) + self.pos_emb(torch.arange(T, device=dev)))  # (B, T, D)
-        real = tokens > 0
-        causal = torch.ones(T, T, dtype=torch.bool, device=dev).tril()
-        mask = ((causal & real[:, None, :]) | torch.eye(T, dtype=torch.bool, device=dev))[:, None]  # (B, 1, T, T)
+        mask = attention_mask(tokens)  # (B, 1, T, T)
         for block in self.blocks:
             x = block(x, mask)
         short = self.ln(x)  # (B, T, D)
 
         hist = torch.cat([context, tokens], dim=1)  # (B, C + T)
         keys = self.items(hist)  # (B, C + T, D)
+        causal = torch.ones(T, T, dtype=torch.bool, device=dev).tril()
         see = torch.cat([torch.ones(T, C, dtype=torch.bool, device=dev), causal], dim=1)  # (T, C + T)
         see = see & (hist > 0)[:, None, :]  # (B, T, C + T)
         att = (self.q(short) @ self.k(keys).transpose(1, 2)) * (short.shape[-1] ** -0.5)  # (B, T, C + T)
