@@ -1,23 +1,44 @@
-"""Long/short-term interest fusion (first working version; see issue 3).
+"""Long/short-term interest fusion, with item text, ratings and time.
 
-* **Item tower**: an ID embedding plus a learned projection of the item's
-  frozen text embedding (when the dataset has item text), mixed by a learned
-  per-dimension gate; an item with no events still gets its text part.
-* **Short-term interest**: causal self-attention (SASRec blocks) over the
-  last ``max_len`` events.
-* **Long-term interest**: at every step, attention from the short-term state
-  over the whole available history (up to ``long_len`` events before the
-  window plus the window up to that step).
-* **Fusion**: a scalar gate per user per step, ``g = sigmoid(w·[s, l, s*l])``;
-  the user vector is ``g * s + (1 - g) * l`` and ``g`` (the short-term share)
-  is returned by :meth:`Fusion.gates`.
-* **Loss**: full-softmax cross-entropy at every position, like SASRec.
+Every history event enters as the sum of three parts, one per interest
+dimension:
+
+* **content**: the item tower, an ID embedding plus a learned projection of
+  the item's frozen text embedding, mixed per dimension by a learned gate.
+  An item with no training events (held out, or added after training) has
+  no ID part: its vector is the text part alone.
+* **rating** (sentiment): the event's rating as a deviation from the user's
+  own mean, in five buckets (nothing when the data has no ratings).
+* **recency** (timeliness): the log2-bucketed time since the user's previous
+  event (nothing when the data has no timestamps; positions still order the
+  short window).
+
+Two encoders read those events:
+
+* **short-term**: causal self-attention (SASRec blocks) over the last
+  ``max_len`` events;
+* **long-term**: attention over the whole available history (``long_len``
+  older events plus the window), queried by the short-term state, so it
+  pulls in the old events that matter for what the user is doing now.
+
+**Fusion**: a gate per user per step, ``g = sigmoid(MLP([s, l, now]))``,
+where ``now`` embeds the time since the user's last event at request time
+(at training, the gap to the next event).  The user vector is
+``g * s + (1 - g) * l``: ``g`` is the short-term share, returned by
+:meth:`Fusion.gates` and in every explanation.
+
+**Loss**: full-softmax cross-entropy at every position, like SASRec.
+
+Ablations are config switches: ``use_text``, ``use_time``, ``use_rating``
+and ``gate`` ("learned", "fixed" = 50/50, "short" = short-term only,
+"long" = long-term only, queried by a learned vector instead of the
+short-term state).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Self
+from typing import Any, Self
 
 import numpy as np
 import torch
@@ -29,69 +50,140 @@ from recfuse.models.layers import Dropout
 from recfuse.models.sasrec import Block, SASRecConfig, attention_mask
 from recfuse.models.sequential import SequentialRecommender
 
+GATES = ("learned", "fixed", "short", "long")
+N_GAP = 34  # 0 unknown/padding, 1 no previous event, 2 + floor(log2(seconds)) capped at 33
+N_RATE = 6  # 0 no rating, 1..5 buckets of the per-user normalised rating
+RATE_EDGES = np.array([-1.0, -0.25, 0.25, 1.0])
+DIMENSIONS = ("content", "rating", "recency")
+
 
 @dataclass
 class FusionConfig(SASRecConfig):
-    """SASRec's settings for the short-term branch, plus the long-term and text ones."""
+    """SASRec's settings for the short-term branch, plus the long-term, text and signal ones."""
 
     long_len: int = 200  # history events before the short window that the long-term branch reads
-    use_text: bool = True  # use item text when the dataset has it
+    use_text: bool = True  # item text in the item tower, when the dataset has it
+    use_time: bool = True  # time-gap features, when the dataset has timestamps
+    use_rating: bool = True  # rating features, when the dataset has ratings
+    gate: str = "learned"  # "learned" | "fixed" (50/50) | "short" | "long"
+    id_dropout: float = 0.0  # share of items trained with their text part alone (cold-start practice)
+
+    def __post_init__(self) -> None:
+        if self.gate not in GATES:
+            raise ValueError(f"fusion gate must be one of {GATES}, got {self.gate!r}")
+
+
+def gap_bucket(seconds: np.ndarray) -> np.ndarray:
+    """Log2 bucket of a time gap in seconds: 2 for under 2 s, ..., 33 for ~136 years.
+
+    >>> gap_bucket(np.array([0.0, 1.0, 60.0, 86400.0])).tolist()
+    [2, 2, 7, 18]
+    """
+    s = np.maximum(np.asarray(seconds, dtype=np.float64), 1.0)
+    return (2 + np.clip(np.floor(np.log2(s)), 0, N_GAP - 3)).astype(np.int64)
+
+
+def rating_bucket(z: np.ndarray) -> np.ndarray:
+    """Bucket 1..5 of a normalised rating (0 where it is NaN).
+
+    >>> rating_bucket(np.array([-2.0, -0.5, 0.0, 0.5, 2.0, np.nan])).tolist()
+    [1, 2, 3, 4, 5, 0]
+    """
+    z = np.asarray(z, dtype=np.float64)
+    out = np.digitize(np.nan_to_num(z), RATE_EDGES) + 1
+    return np.where(np.isnan(z), 0, out).astype(np.int64)
 
 
 class FusionModule(nn.Module):
     def __init__(self, n_items: int, c: FusionConfig, text: torch.Tensor | None) -> None:
         super().__init__()
         d = c.embedding_size
+        self.c = c
         self.item_emb = nn.Embedding(n_items + 1, d, padding_idx=0)
         nn.init.normal_(self.item_emb.weight, std=0.02)
+        self.register_buffer("warm", torch.ones(n_items + 1, dtype=torch.bool))  # has an ID part
         if text is not None:
             self.register_buffer("text", text)  # (n_items + 1, d_text), row 0 = padding
             self.text_proj = nn.Linear(text.shape[1], d)
-            self.text_mix = nn.Parameter(torch.zeros(d))  # sigmoid(0) = half ID, half text
+            self.text_mix = nn.Parameter(torch.zeros(d))  # sigmoid(0): half ID, half text
         else:
             self.text = None
+        self.gap_emb = nn.Embedding(N_GAP, d, padding_idx=0)
+        self.rate_emb = nn.Embedding(N_RATE, d, padding_idx=0)
+        self.now_emb = nn.Embedding(N_GAP, d, padding_idx=0)
+        for emb in (self.gap_emb, self.rate_emb, self.now_emb):
+            nn.init.normal_(emb.weight, std=0.02)
+            emb.weight.data[0] = 0.0
+        self.register_buffer("rating_floor", torch.ones(()))  # std floor of the rating normalisation
+        self.register_buffer("signals", torch.zeros(2, dtype=torch.bool))  # trained with (time, rating)
         self.pos_emb = nn.Embedding(c.max_len, d)
         nn.init.normal_(self.pos_emb.weight, std=0.02)
         self.drop = Dropout(c.dropout)
         self.blocks = nn.ModuleList(Block(d, c.n_heads, c.dropout, c.attn_dropout) for _ in range(c.n_layers))
         self.ln = nn.LayerNorm(d)
+        self.long_query = nn.Parameter(torch.zeros(d))
         self.q = nn.Linear(d, d)
         self.k = nn.Linear(d, d)
         self.v = nn.Linear(d, d)
         self.ln_long = nn.LayerNorm(d)
-        self.gate = nn.Linear(3 * d, 1)
+        self.gate = nn.Sequential(nn.Linear(3 * d, d), nn.GELU(), nn.Linear(d, 1))
 
+    # ---------------------------------------------------------------- items
     def items(self, tokens: torch.Tensor | None = None) -> torch.Tensor:
         """Item vectors for ``tokens`` (or the whole table): ID part mixed with text part."""
         ids = self.item_emb.weight if tokens is None else self.item_emb(tokens)
+        warm = self.warm if tokens is None else self.warm[tokens]
+        keep = warm
+        if self.training and self.c.id_dropout > 0:
+            keep = warm & (torch.rand(warm.shape, device=warm.device) >= self.c.id_dropout)
+        ids = ids * keep.unsqueeze(-1).to(ids.dtype)
         if self.text is None:
             return ids
         text = self.text_proj(self.text if tokens is None else self.text[tokens])
         mix = torch.sigmoid(self.text_mix)  # (D,)
         return (1 - mix) * ids + mix * text
 
-    def forward(self, context: torch.Tensor, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``context`` (B, C) older items, ``tokens`` (B, T) the short window -> user vectors and gates (B, T)."""
-        T = tokens.shape[1]
-        C = context.shape[1]
-        dev = tokens.device
-        x = self.drop(self.items(tokens) + self.pos_emb(torch.arange(T, device=dev)))  # (B, T, D)
+    # ---------------------------------------------------------------- users
+    def embed(self, hist: torch.Tensor, gap: torch.Tensor, rate: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The three per-event parts, ``(B, L, D)`` each."""
+        return {"content": self.items(hist), "rating": self.rate_emb(rate), "recency": self.gap_emb(gap)}
+
+    def fuse(
+        self, parts: dict[str, torch.Tensor], hist: torch.Tensor, now: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-event parts ``(B, C + T, D)`` and the embedded request-time gaps
+        ``now`` ``(B, T, D)`` -> user vectors ``(B, T, D)`` and gates ``(B, T)``."""
+        L, T = hist.shape[1], now.shape[1]
+        C = L - T
+        dev = hist.device
+        x = self.drop(parts["content"] + parts["rating"] + parts["recency"])  # (B, L, D)
+        tokens = hist[:, C:]  # (B, T)
+
+        h = x[:, C:] + self.pos_emb(torch.arange(T, device=dev))  # (B, T, D)
         mask = attention_mask(tokens)  # (B, 1, T, T)
         for block in self.blocks:
-            x = block(x, mask)
-        short = self.ln(x)  # (B, T, D)
+            h = block(h, mask)
+        short = self.ln(h)  # (B, T, D)
 
-        hist = torch.cat([context, tokens], dim=1)  # (B, C + T)
-        keys = self.items(hist)  # (B, C + T, D)
+        query = self.long_query.expand_as(short) if self.c.gate == "long" else self.q(short)  # (B, T, D)
         causal = torch.ones(T, T, dtype=torch.bool, device=dev).tril()
-        see = torch.cat([torch.ones(T, C, dtype=torch.bool, device=dev), causal], dim=1)  # (T, C + T)
-        see = see & (hist > 0)[:, None, :]  # (B, T, C + T)
-        att = (self.q(short) @ self.k(keys).transpose(1, 2)) * (short.shape[-1] ** -0.5)  # (B, T, C + T)
+        see = torch.cat([torch.ones(T, C, dtype=torch.bool, device=dev), causal], dim=1)  # (T, L)
+        see = see & (hist > 0)[:, None, :]  # (B, T, L)
+        att = (query @ self.k(x).transpose(1, 2)) * (short.shape[-1] ** -0.5)  # (B, T, L)
         att = att.masked_fill(~see, float("-inf")).softmax(dim=-1).nan_to_num(0.0)
-        long = self.ln_long(att @ self.v(keys))  # (B, T, D)
+        long = self.ln_long(att @ self.v(x))  # (B, T, D)
 
-        g = torch.sigmoid(self.gate(torch.cat([short, long, short * long], dim=-1)))  # (B, T, 1)
+        if self.c.gate == "learned":
+            g = torch.sigmoid(self.gate(torch.cat([short, long, now], dim=-1)))  # (B, T, 1)
+        else:
+            value = {"fixed": 0.5, "short": 1.0, "long": 0.0}[self.c.gate]
+            g = torch.full_like(short[..., :1], value)
         return g * short + (1 - g) * long, g.squeeze(-1)
+
+    def forward(
+        self, hist: torch.Tensor, gap: torch.Tensor, rate: torch.Tensor, now: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.fuse(self.embed(hist, gap, rate), hist, self.now_emb(now))
 
 
 class Fusion(SequentialRecommender):
@@ -100,9 +192,10 @@ class Fusion(SequentialRecommender):
     Examples
     --------
     >>> from recfuse.data.dataset import Interactions
+    >>> from recfuse.data.split import Queries
     >>> d = Interactions.from_sequences([("u", ["a", "b", "c"]), ("v", ["a", "b", "c"])])
     >>> m = Fusion(epochs=1, progress=False).fit(d)
-    >>> g = m.gates(__import__("recfuse.data.split", fromlist=["Queries"]).Queries.from_histories([[0, 1]]))
+    >>> g = m.gates(Queries.from_histories([[0, 1]]))
     >>> bool(0.0 <= g[0] <= 1.0)
     True
     """
@@ -112,8 +205,12 @@ class Fusion(SequentialRecommender):
     config: FusionConfig
     module: FusionModule
 
+    # ---------------------------------------------------------------- fitting
     def fit(self, train: Interactions, valid: EvalSet | None = None) -> Self:
-        self._text = self._text_matrix(train) if self.config.use_text else None
+        c = self.config
+        self._text = self._text_matrix(train) if c.use_text else None
+        self._warm = np.concatenate([[True], train.item_counts() > 0])
+        self._gap, self._next, self._rate, self._floor = self._event_features(train)
         return super().fit(train, valid)
 
     @staticmethod
@@ -125,48 +222,198 @@ class Fusion(SequentialRecommender):
         vectors, _ = encode_items(data)
         return np.vstack([np.zeros((1, vectors.shape[1]), np.float32), vectors.astype(np.float32)])
 
-    def build_module(self) -> nn.Module:
-        text = None if getattr(self, "_text", None) is None else torch.from_numpy(self._text)
-        return FusionModule(self.n_items, self.config, text)
+    def _event_features(self, train: Interactions) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+        """Per training event: gap bucket to the previous event, to the next, and rating bucket."""
+        n = train.n_events
+        gap = np.zeros(n, np.int64)
+        nxt = np.zeros(n, np.int64)
+        first = np.zeros(n, bool)
+        first[train.indptr[:-1][train.lengths() > 0]] = True
+        if self.config.use_time and train.timestamp is not None and n:
+            delta = np.diff(train.timestamp, prepend=train.timestamp[0])
+            gap = np.where(first, 1, gap_bucket(delta))
+            last = np.roll(first, -1)
+            last[-1] = True
+            nxt = np.where(last, 0, np.roll(gap, -1))
+        rate = np.zeros(n, np.int64)
+        floor = 1.0
+        if self.config.use_rating and train.rating is not None:
+            from recfuse.text.sentiment import normalised_ratings
 
-    # ------------------------------------------------------------ batches
+            r = np.asarray(train.rating, np.float64)
+            floor = max(0.5 * float(np.nanstd(r)), 1e-6) if np.isfinite(r).any() else 1.0
+            z = normalised_ratings(train, std_floor=floor)
+            if z is not None:
+                rate = np.where(np.isnan(r), 0, rating_bucket(z))
+        self._signals = (bool(gap.any()), bool(rate.any()))
+        return gap, nxt, rate, floor
+
+    def build_module(self) -> nn.Module:
+        text = getattr(self, "_text", None)
+        module = FusionModule(self.n_items, self.config, None if text is None else torch.from_numpy(text))
+        if getattr(self, "_warm", None) is not None:
+            module.warm.copy_(torch.from_numpy(self._warm))
+        module.rating_floor.fill_(getattr(self, "_floor", 1.0))
+        module.signals.copy_(torch.tensor(getattr(self, "_signals", (False, False))))
+        return module
+
     def _window_batch(self, train: Interactions, rows: np.ndarray) -> dict[str, torch.Tensor]:
-        batch = super()._window_batch(train, rows)
-        C = self.config.long_len
+        T, C = self.config.max_len, self.config.long_len
+        L = C + T
         owner = np.searchsorted(train.indptr, rows[:, 0], side="right") - 1
-        context = np.zeros((len(rows), C), dtype=np.int64)
-        for b, (s, _) in enumerate(rows):
+        hist = np.zeros((len(rows), L), np.int64)
+        gap = np.zeros((len(rows), L), np.int64)
+        rate = np.zeros((len(rows), L), np.int64)
+        now = np.zeros((len(rows), T), np.int64)
+        labels = np.full((len(rows), T), -100, np.int64)
+        for b, (s, e) in enumerate(rows):
             lo = max(int(train.indptr[owner[b]]), int(s) - C)
-            seq = train.item[lo:s]
-            if len(seq):
-                context[b, C - len(seq) :] = seq + 1
-        batch["context"] = torch.from_numpy(context).to(self.device)
-        return batch
+            ev = np.arange(lo, e - 1)  # input events: older context + the window but its last event
+            n_in = e - 1 - s
+            hist[b, L - len(ev) :] = train.item[ev] + 1
+            gap[b, L - len(ev) :] = self._gap[ev]
+            rate[b, L - len(ev) :] = self._rate[ev]
+            now[b, T - n_in :] = self._next[s : e - 1]
+            labels[b, T - n_in :] = train.item[s + 1 : e]
+        to = lambda a: torch.from_numpy(a).to(self.device)
+        return {"hist": to(hist), "gap": to(gap), "rate": to(rate), "now": to(now), "labels": to(labels)}
 
     def hidden(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        return self.module(batch["context"], batch["tokens"])[0]  # (B, T, D)
+        return self.module(batch["hist"], batch["gap"], batch["rate"], batch["now"])[0]  # (B, T, D)
 
     def item_vectors(self) -> torch.Tensor:
         return self.module.items()[1:]  # (n_items, D): ID and text parts mixed
 
-    # ------------------------------------------------------------ scoring
-    def _split_history(self, queries: Queries) -> tuple[torch.Tensor, torch.Tensor]:
+    # ---------------------------------------------------------------- queries
+    def _query_inputs(self, queries: Queries) -> dict[str, torch.Tensor]:
+        """History tokens, per-event gap and rating buckets, and the request-time gap, padded."""
         T, C = self.config.max_len, self.config.long_len
-        full = queries.padded(T + C)  # (B, C + T)
-        return torch.from_numpy(full[:, :C]).to(self.device), torch.from_numpy(full[:, C:]).to(self.device)
+        L = C + T
+        B = len(queries)
+        hist = queries.padded(L)
+        gap = np.zeros((B, L), np.int64)
+        rate = np.zeros((B, L), np.int64)
+        now = np.zeros((B, T), np.int64)
+        trained_time, trained_rating = (bool(x) for x in self.module.signals)
+        use_time = trained_time and queries.timestamps is not None
+        use_rating = trained_rating and queries.ratings is not None
+        floor = float(self.module.rating_floor)
+        for b in range(B):
+            lo, hi = int(queries.indptr[b]), int(queries.indptr[b + 1])
+            n = min(hi - lo, L)
+            if n == 0:
+                continue
+            if use_time:
+                ts = np.asarray(queries.timestamps[lo:hi], np.float64)
+                g = np.concatenate([[1], gap_bucket(np.diff(ts))])
+                gap[b, L - n :] = g[-n:]
+                m = min(hi - lo, T)
+                nxt = np.concatenate([g[1:], [0]])[-m:]
+                if queries.time is not None and np.isfinite(queries.time[b]):
+                    nxt[-1] = gap_bucket(np.array([queries.time[b] - ts[-1]]))[0]
+                now[b, T - m :] = nxt
+            if use_rating:
+                r = np.asarray(queries.ratings[lo:hi], np.float64)
+                ok = ~np.isnan(r)
+                if ok.any():
+                    z = (r - r[ok].mean()) / max(float(r[ok].std()), floor)
+                    rate[b, L - n :] = rating_bucket(z)[-n:]
+        to = lambda a: torch.from_numpy(a).to(self.device)
+        return {"hist": to(hist), "gap": to(gap), "rate": to(rate), "now": to(now)}
 
     @torch.no_grad()
     def user_vectors(self, queries: Queries) -> torch.Tensor:
-        context, tokens = self._split_history(queries)
-        return self.module(context, tokens)[0][:, -1]  # (B, D)
+        x = self._query_inputs(queries)
+        return self.module(x["hist"], x["gap"], x["rate"], x["now"])[0][:, -1]  # (B, D)
 
     @torch.no_grad()
     def gates(self, queries: Queries) -> np.ndarray:
-        """Short-term share of the user vector at the newest step, ``(B,)`` in [0, 1]."""
+        """Short-term share of the user vector at request time, ``(B,)`` in [0, 1]."""
         self.module.eval()
-        context, tokens = self._split_history(queries)
-        return self.module(context, tokens)[1][:, -1].float().cpu().numpy()
+        x = self._query_inputs(queries)
+        return self.module(x["hist"], x["gap"], x["rate"], x["now"])[1][:, -1].float().cpu().numpy()
 
+    # ---------------------------------------------------------------- explain
+    def explain(self, queries: Queries, k: int = 10, n_history: int = 3, exclude_history: bool = True) -> list[dict[str, Any]]:
+        """Top-``k`` items per query, each with why.
+
+        Attribution is **gradient x input** on the per-event inputs: for a
+        recommended item with score ``s``, event ``j``'s contribution is
+        ``sum(ds/dx_j * x_j)`` over its three parts (content, rating,
+        recency), plus the request-time gap for recency.  The top
+        ``n_history`` events by contribution are the "because you ..."
+        items; the dimension with the largest total absolute contribution
+        dominates.  The gate (short-term share) is the user's at request
+        time, shared by all of their items.
+
+        Returns one dict per query: ``{"gate", "items": [{"item", "score",
+        "history": [(item, contribution), ...], "dimension", "dimensions"}]}``
+        with dense item indices.
+        """
+        self.module.eval()
+        top, scores = self.recommend(queries, k, exclude_history=exclude_history)
+        out = []
+        for b in range(len(queries)):
+            q = queries.take(np.array([b]))
+            x = self._query_inputs(q)
+            kb = top.shape[1]
+            rep = {name: t.expand(kb, *t.shape[1:]) for name, t in x.items()}  # one copy per item
+            parts = {n: p.detach().requires_grad_(True) for n, p in self.module.embed(rep["hist"], rep["gap"], rep["rate"]).items()}
+            now = self.module.now_emb(rep["now"]).detach().requires_grad_(True)
+            user, g = self.module.fuse(parts, rep["hist"], now)
+            items = self.item_vectors()[torch.from_numpy(top[b]).to(self.device)]  # (k, D)
+            s = (user[:, -1] * items.detach()).sum()
+            s.backward()
+            contrib = {n: (p.grad * p).sum(-1).detach() for n, p in parts.items()}  # (k, L) each
+            now_c = (now.grad * now).sum(-1)[:, -1].detach()  # (k,)
+            per_event = sum(contrib.values())  # (k, L)
+            hist = rep["hist"][0].cpu().numpy()
+            real = np.flatnonzero(hist > 0)
+            entries = []
+            for i in range(kb):
+                ev = per_event[i].float().cpu().numpy()[real]
+                order = np.argsort(-ev)[:n_history]
+                history = [(int(hist[real[j]] - 1), float(ev[j])) for j in order]
+                dims = {n: float(contrib[n][i].abs().sum()) for n in DIMENSIONS}
+                dims["recency"] += float(now_c[i].abs())
+                entries.append(
+                    {
+                        "item": int(top[b, i]),
+                        "score": float(scores[b, i]),
+                        "history": history,
+                        "dimension": max(dims, key=lambda n: dims[n]),
+                        "dimensions": dims,
+                    }
+                )
+            out.append({"gate": float(g[0, -1].detach()), "items": entries})
+        return out
+
+    # ---------------------------------------------------------------- items
+    def add_items(self, text: np.ndarray) -> np.ndarray:
+        """Append new items known only by their text embedding; returns their indices.
+
+        They have no ID part (as cold items), so they are ranked by text alone,
+        at once, without retraining.
+        """
+        module = self.module
+        if module.text is None:
+            raise ValueError("this fusion model has no text tower; new items need one (train with item text)")
+        text = np.asarray(text, np.float32).reshape(-1, module.text.shape[1])
+        n = len(text)
+        dev = module.text.device
+        module.text = torch.cat([module.text, torch.from_numpy(text).to(dev)])
+        module.warm = torch.cat([module.warm, torch.zeros(n, dtype=torch.bool, device=dev)])
+        old = module.item_emb.weight.data
+        module.item_emb = nn.Embedding(len(old) + n, old.shape[1], padding_idx=0).to(dev)
+        module.item_emb.weight.data[: len(old)] = old
+        module.item_emb.weight.data[len(old) :] = 0.0
+        first = self.n_items
+        self.n_items += n
+        return np.arange(first, first + n)
+
+    # ---------------------------------------------------------------- state
     def load_state(self, state: dict[str, np.ndarray]) -> None:
         self._text = state.get("text")
+        self._warm = state.get("warm")
         super().load_state(state)
+
