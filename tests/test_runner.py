@@ -61,9 +61,12 @@ def test_schema_keys(results: dict[str, Any]) -> None:
     assert set(results["versions"]) == {"recfuse", "python", "numpy", "torch", "implicit", "polars"}
     assert set(results["machine"]) == {"cpus", "platform"}
     assert set(results["models"]) == {"pop", "itemknn"}
+    assert [m["model"] for m in results["models"].values()] == ["pop", "itemknn"]
+    assert p["cold_items"] is None  # the cold-start item protocol is off by default
     for m in results["models"].values():
         assert set(m) == {
-            "metrics", "valid_metrics", "slices", "significance", "train_seconds", "best_epoch", "config", "tuning",
+            "model", "metrics", "valid_metrics", "slices", "significance", "train_seconds", "best_epoch", "config",
+            "tuning",
         }
         for block in ("metrics", "valid_metrics"):
             for metric in ("recall", "ndcg", "mrr", "precision", "hit", "coverage", "novelty", "gini"):

@@ -16,18 +16,28 @@ Protocol defaults, stated once (RecBole's sequential quick-start config):
 * at valid time the history is the training events; at test time it is the
   training events plus the valid event (it happened before the test event);
 * full ranking over all items with the history items masked out.
+
+The cold-start item protocol (:func:`hold_out_items`) is a transformation of
+a finished split: a random share of items disappears from everything a model
+can see (training events and every query history) while staying in the
+catalogue and among the test targets.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
 from recfuse.data.dataset import Interactions
 
 MIN_EVENTS = 3
+
+#: The protocol seed that picks the held-out items of the cold-start protocol: fixed, so every model
+#: and every run sees the same items held out (recorded in ``results.json`` ``protocol.cold_items``).
+COLD_ITEMS_SEED = 20240601
 
 
 @dataclass(frozen=True, eq=False)
@@ -131,7 +141,7 @@ class Split:
     valid: EvalSet
     test: EvalSet
     kind: str
-    info: dict[str, float | int | str]
+    info: dict[str, Any]  # scalars; plus the ``cold_items`` index array after :func:`hold_out_items`
 
 
 def _ragged_index(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
@@ -252,6 +262,138 @@ def temporal(data: Interactions, test_frac: float = 0.1, valid_frac: float = 0.1
     valid = phase(1, t_valid, "valid")
     test = phase(2, t_test, "test")
     return Split(full=data, train=train, valid=valid, test=test, kind="temporal", info=info)
+
+
+# ------------------------------------------------------------------ cold-start items
+def drop_history_items(queries: Queries, drop: np.ndarray) -> tuple[Queries, int]:
+    """``queries`` with every history event of an item where ``drop[item]`` removed.
+
+    Timestamps and ratings of the removed events go with them; request times
+    stay.  Returns the new queries and the number of events removed.
+
+    Examples
+    --------
+    >>> q = Queries.from_histories([[0, 1, 2], [1]])
+    >>> out, n = drop_history_items(q, np.array([False, True, False]))
+    >>> [out.history(b).tolist() for b in range(len(out))], n
+    ([[0, 2], []], 2)
+    """
+    keep = ~np.asarray(drop, dtype=bool)[queries.items]
+    owner = np.repeat(np.arange(len(queries)), queries.lengths())
+    indptr = np.zeros(len(queries) + 1, dtype=np.int64)
+    np.cumsum(np.bincount(owner[keep], minlength=len(queries)), out=indptr[1:])
+    pick = lambda a: None if a is None else a[keep]
+    out = Queries(
+        user=queries.user, indptr=indptr, items=queries.items[keep], timestamps=pick(queries.timestamps),
+        ratings=pick(queries.ratings), time=queries.time,
+    )
+    return out, int((~keep).sum())
+
+
+def select_targets(evalset: EvalSet, keep: np.ndarray) -> tuple[EvalSet, np.ndarray]:
+    """The queries with at least one kept target, each restricted to its kept targets.
+
+    ``keep`` is one boolean per target (aligned with ``evalset.targets``).
+    Returns the new eval set and, for each of its queries, its row in
+    ``evalset`` (so per-query results can be matched back).
+
+    Examples
+    --------
+    >>> e = EvalSet(Queries.from_histories([[0], [1], [2]]), np.array([0, 1, 3, 4]), np.array([5, 6, 7, 8]))
+    >>> sub, rows = select_targets(e, np.array([False, True, False, True]))
+    >>> rows.tolist(), sub.targets.tolist(), sub.target_indptr.tolist()
+    ([1, 2], [6, 8], [0, 1, 2])
+    """
+    keep = np.asarray(keep, dtype=bool)
+    owner = np.repeat(np.arange(len(evalset)), np.diff(evalset.target_indptr))
+    per_query = np.bincount(owner[keep], minlength=len(evalset))
+    rows = np.flatnonzero(per_query > 0)
+    indptr = np.zeros(len(rows) + 1, dtype=np.int64)
+    np.cumsum(per_query[rows], out=indptr[1:])
+    # Targets of the kept rows stay in row order, so a plain mask keeps them aligned with ``indptr``.
+    return EvalSet(evalset.queries.take(rows), indptr, evalset.targets[keep]), rows
+
+
+def hold_out_items(split: Split, frac: float, seed: int = COLD_ITEMS_SEED) -> Split:
+    """The cold-start item protocol: hold a random ``frac`` of items out of everything a model sees.
+
+    * Held-out items are drawn uniformly (``numpy.random.default_rng(seed)``,
+      without replacement, ``round(frac * n)``) among the ``n`` items that
+      have at least one event in ``split.full``.
+    * **Train**: every event of a held-out item is removed.
+    * **Histories**: every held-out item event is removed from the ranking
+      input of every valid and test query (so no model ever sees them, not
+      even at request time).
+    * **Valid** (early stopping, tuning): only warm targets are kept; a query
+      left without a target is dropped.  Under leave-one-out that means: the
+      valid queries whose target is warm.
+    * **Test**: unchanged queries and targets, cold ones included; the
+      catalogue is unchanged (held-out items are still ranked).  A test
+      *target* is cold when its item is held out; a query can have both
+      kinds under the temporal split.
+
+    ``info["cold_items"]`` is the sorted array of held-out item indices;
+    the other ``cold_*`` keys of ``info`` count what was removed.
+
+    Examples
+    --------
+    >>> d = Interactions.from_sequences([(f"u{u}", [f"i{(u + j) % 10}" for j in range(6)]) for u in range(20)])
+    >>> s = hold_out_items(leave_one_out(d), 0.2, seed=0)
+    >>> cold = s.info["cold_items"]
+    >>> len(cold), bool(np.isin(s.train.item, cold).any()), bool(np.isin(s.test.queries.items, cold).any())
+    (2, False, False)
+    >>> len(s.test) == len(leave_one_out(d).test), bool(np.isin(s.test.targets, cold).any())
+    (True, True)
+    """
+    if not 0 < frac < 1:
+        raise ValueError(f"cold-items fraction must be in (0, 1), got {frac}")
+    data = split.full
+    candidates = np.flatnonzero(data.item_counts() > 0)
+    n_cold = round(frac * len(candidates))
+    if n_cold == 0 or n_cold == len(candidates):
+        raise ValueError(f"cold-items fraction {frac} holds out {n_cold} of {len(candidates)} items; need at least one "
+                         "item held out and one kept")
+    rng = np.random.default_rng(seed)
+    cold = np.sort(rng.choice(candidates, size=n_cold, replace=False)).astype(np.int64)
+    is_cold = np.zeros(data.n_items, dtype=bool)
+    is_cold[cold] = True
+
+    train = split.train.select(~is_cold[split.train.item])
+    valid_q, valid_removed = drop_history_items(split.valid.queries, is_cold)
+    test_q, test_removed = drop_history_items(split.test.queries, is_cold)
+    valid, _ = select_targets(
+        EvalSet(valid_q, split.valid.target_indptr, split.valid.targets), ~is_cold[split.valid.targets]
+    )
+    test = EvalSet(test_q, split.test.target_indptr, split.test.targets)
+    target_cold = is_cold[test.targets]
+    owner = np.repeat(np.arange(len(test)), np.diff(test.target_indptr))
+    n_cold_targets = np.bincount(owner[target_cold], minlength=len(test))
+    n_targets = np.diff(test.target_indptr)
+    info: dict[str, Any] = {
+        **split.info,
+        "cold_items_frac": float(frac),
+        "cold_items_seed": int(seed),
+        "cold_items_n": n_cold,
+        "cold_items_candidates": len(candidates),
+        "cold_train_events_removed": int(split.train.n_events - train.n_events),
+        "cold_history_events_removed": valid_removed + test_removed,
+        "cold_valid_queries_dropped": int(len(split.valid) - len(valid)),
+        "cold_valid_targets_dropped": int(len(split.valid.targets) - len(valid.targets)),
+        "cold_test_queries": int(np.sum(n_cold_targets > 0)),
+        "warm_test_queries": int(np.sum(n_targets - n_cold_targets > 0)),
+        "cold_test_targets": int(target_cold.sum()),
+        "warm_test_targets": int((~target_cold).sum()),
+        "cold_items": cold,
+    }
+    return replace(split, train=train, valid=valid, test=test, info=info)
+
+
+def cold_target_mask(split: Split) -> np.ndarray:
+    """One boolean per test target: is its item held out?  All false outside the cold-start protocol."""
+    cold = split.info.get("cold_items")
+    if cold is None:
+        return np.zeros(len(split.test.targets), dtype=bool)
+    return np.isin(split.test.targets, np.asarray(cold))
 
 
 SPLITS: dict[str, Callable[..., Split]] = {"loo": leave_one_out, "temporal": temporal}

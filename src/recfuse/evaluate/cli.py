@@ -15,6 +15,10 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+#: The cold-start protocol seed (a copy of ``recfuse.data.split.COLD_ITEMS_SEED``: importing it would load
+#: numpy for ``recfuse --help``); a test checks that the two agree.
+COLD_ITEMS_SEED = 20240601
+
 DEFAULT_MODELS = "pop,itemknn,als,bpr"
 _TRUE = {"1", "true", "yes", "on", "y", "t"}
 _FALSE = {"0", "false", "no", "off", "n", "f"}
@@ -134,6 +138,20 @@ def benchmark(
         list[str] | None,
         typer.Option("--set", help="Fix a hyperparameter, MODEL.PARAM=VALUE (repeatable); it is not tuned."),
     ] = None,
+    cold_items: Annotated[
+        float,
+        typer.Option(
+            "--cold-items", min=0.0, max=0.99,
+            help=(
+                "Cold-start item protocol: hold this share of items (e.g. 0.1) out of training and of every query "
+                "history; they stay in the ranking and among test targets. Adds slices cold_items / warm_items. "
+                "0 = off."
+            ),
+        ),
+    ] = 0.0,
+    cold_items_seed: Annotated[
+        int, typer.Option("--cold-items-seed", help="Protocol seed that picks the held-out items (fixed by default).")
+    ] = COLD_ITEMS_SEED,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or per-run lines.")] = False,
 ) -> None:
     """Tune on valid, fit every model for every seed, and report test metrics with significance."""
@@ -171,7 +189,8 @@ def benchmark(
     stdout = Console()
     results = run_benchmark(
         data, names, seeds, split=split, ks=cutoffs, mask_history=mask_history, tune=tune, overrides=overrides,
-        reference=reference, progress=not quiet, console=Console(stderr=True),
+        reference=reference, progress=not quiet, console=Console(stderr=True), cold_items=cold_items,
+        cold_seed=cold_items_seed,
     )
     paths = write_report(results, out_dir)
     print_leaderboard(results, stdout)

@@ -29,7 +29,23 @@ COLUMNS: tuple[tuple[str, str, bool], ...] = (
 )
 
 #: Slice families that get a plot, in this order (others found in results follow).
-SLICE_FAMILIES = ("target_popularity", "history_length")
+SLICE_FAMILIES = ("target_popularity", "history_length", "cold_start")
+
+#: Slice keys of the cold-start item protocol (``--cold-items``): they have no ``FAMILY=`` prefix in
+#: ``results.json`` (the issue names them ``slices.cold_items``); plots group them as family ``cold_start``.
+COLD_SLICES = ("cold_items", "warm_items")
+
+
+def slice_family(key: str) -> tuple[str, str]:
+    """``(family, value)`` of a slice key.
+
+    >>> slice_family("target_popularity=head"), slice_family("cold_items")
+    (('target_popularity', 'head'), ('cold_start', 'cold_items'))
+    """
+    if key in COLD_SLICES:
+        return "cold_start", key
+    fam, _, value = key.partition("=")
+    return fam, value
 
 
 def fmt_mean_std(summary: dict[str, Any] | None, std: bool = True, digits: int = 4) -> str:
@@ -108,6 +124,57 @@ def slice_table(results: dict[str, Any], metric: str | None = None) -> tuple[lis
     return headers, rows
 
 
+def _k(results: dict[str, Any]) -> int:
+    """The K of the primary metric (10 by default)."""
+    return int(primary(results).split("@")[1])
+
+
+def cold_table(results: dict[str, Any]) -> tuple[list[str], list[list[str]]] | None:
+    """Headers and rows of the cold-start item slices (``None`` when the protocol was off).
+
+    Per model: Recall and NDCG at the primary K on the cold slice (test
+    targets that are held-out items), on the warm slice and on all of test.
+    """
+    cold = results["protocol"].get("cold_items")
+    if not cold:
+        return None
+    k = _k(results)
+    sizes = results["protocol"].get("slice_sizes", {})
+    n = {key: sizes.get(key, cold.get(f"test_queries_{key.split('_')[0]}")) for key in COLD_SLICES}
+    headers = [
+        "Model",
+        f"Recall@{k} cold (n={n['cold_items']})", f"NDCG@{k} cold",
+        f"Recall@{k} warm (n={n['warm_items']})", f"NDCG@{k} warm",
+        f"NDCG@{k} all",
+    ]
+    rows = []
+    for name in ranked_models(results):
+        m = results["models"][name]
+        sl = m.get("slices", {})
+        rows.append([
+            name,
+            fmt_mean_std(sl.get("cold_items", {}).get(f"recall@{k}")),
+            fmt_mean_std(sl.get("cold_items", {}).get(f"ndcg@{k}")),
+            fmt_mean_std(sl.get("warm_items", {}).get(f"recall@{k}")),
+            fmt_mean_std(sl.get("warm_items", {}).get(f"ndcg@{k}")),
+            fmt_mean_std(m["metrics"].get(f"ndcg@{k}")),
+        ])
+    return headers, rows
+
+
+def cold_summary(results: dict[str, Any]) -> str | None:
+    """One sentence on what the cold-start item protocol held out (``None`` when it was off)."""
+    c = results["protocol"].get("cold_items")
+    if not c:
+        return None
+    return (
+        f"Cold-start items: {c['n_items_held_out']} of {c['n_candidate_items']} items held out "
+        f"({c['frac']:g}, protocol seed {c['seed']}): {c['train_events_removed']} training events and "
+        f"{c['history_events_removed']} history events removed, {c['valid_queries_dropped']} valid queries "
+        f"dropped; {c['test_queries_cold']} test queries with a cold target, {c['test_queries_warm']} with a warm one."
+    )
+
+
 def _md_table(headers: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
@@ -152,6 +219,9 @@ def markdown(results: dict[str, Any]) -> str:
     ]
     if any(m.get("slices") for m in results["models"].values()):
         out += [f"## Slices (test {metric.upper()})", "", _md_table(*slice_table(results)), ""]
+    cold = cold_table(results)
+    if cold is not None:
+        out += ["## Cold-start items", "", str(cold_summary(results)), "", _md_table(*cold), ""]
     out += ["## Configurations", ""]
     for name in ranked_models(results):
         m = results["models"][name]
@@ -166,10 +236,23 @@ def markdown(results: dict[str, Any]) -> str:
 
 
 def print_leaderboard(results: dict[str, Any], console: Console | None = None) -> None:
-    """Print the leaderboard as a Rich table (same rows as the Markdown one)."""
+    """Print the leaderboard as a Rich table (same rows as the Markdown one).
+
+    Under the cold-start item protocol a second table follows with the cold
+    and warm slices.
+    """
     console = console or Console()
-    headers, rows = leaderboard(results)
-    table = Table(title=f"{results['dataset']} — {results['protocol']['split']}", title_justify="left")
+    print_table(console, f"{results['dataset']} — {results['protocol']['split']}", *leaderboard(results))
+    cold = cold_table(results)
+    if cold is not None:
+        print_table(console, f"{results['dataset']} — cold-start items (test)", *cold, caption=cold_summary(results))
+
+
+def print_table(
+    console: Console, title: str, headers: list[str], rows: list[list[str]], caption: str | None = None
+) -> None:
+    """A Rich table, first column (and ``vs``) left-aligned, numbers right-aligned."""
+    table = Table(title=title, title_justify="left", caption=caption, caption_justify="left")
     for i, h in enumerate(headers):
         table.add_column(h, justify="left" if i == 0 or h == "vs" else "right", no_wrap=True)
     for r in rows:
@@ -199,7 +282,7 @@ def plot_slices(results: dict[str, Any], out_dir: str | Path, metric: str | None
     families: dict[str, list[str]] = {}
     for m in models:
         for key in results["models"][m].get("slices", {}):
-            fam, _, value = key.partition("=")
+            fam, value = slice_family(key)
             if value not in families.setdefault(fam, []):
                 families[fam].append(value)
     order = [f for f in SLICE_FAMILIES if f in families] + [f for f in families if f not in SLICE_FAMILIES]
@@ -212,11 +295,11 @@ def plot_slices(results: dict[str, Any], out_dir: str | Path, metric: str | None
         x = np.arange(len(values))
         width = 0.8 / max(len(models), 1)
         for i, m in enumerate(models):
-            cells = [results["models"][m].get("slices", {}).get(f"{fam}={v}", {}).get(metric) for v in values]
+            cells = [results["models"][m].get("slices", {}).get(_slice_key(fam, v), {}).get(metric) for v in values]
             mean = [c["mean"] if c else np.nan for c in cells]
             std = [c["std"] if c else 0.0 for c in cells]
             ax.bar(x + (i - (len(models) - 1) / 2) * width, mean, width, yerr=std, capsize=3, label=m)
-        ax.set_xticks(x, [f"{v}\n(n={sizes[f'{fam}={v}']})" if f"{fam}={v}" in sizes else v for v in values])
+        ax.set_xticks(x, [f"{v}\n(n={sizes[_slice_key(fam, v)]})" if _slice_key(fam, v) in sizes else v for v in values])
         ax.set_xlabel(fam)
         ax.set_ylabel(f"test {metric.upper()}")
         ax.set_title(f"{results['dataset']}: {metric.upper()} by {fam}")
@@ -227,6 +310,11 @@ def plot_slices(results: dict[str, Any], out_dir: str | Path, metric: str | None
         fig.savefig(path)
         paths.append(path)
     return paths
+
+
+def _slice_key(family: str, value: str) -> str:
+    """Inverse of :func:`slice_family`."""
+    return value if family == "cold_start" else f"{family}={value}"
 
 
 def write_report(results: dict[str, Any], out_dir: str | Path) -> list[Path]:

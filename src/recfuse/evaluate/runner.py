@@ -16,11 +16,22 @@ The protocol, in order:
    a paired test against the best *other* model by mean valid NDCG@10 (or
    the model named by ``reference``).  Choosing the comparator on valid, not
    test, keeps the test set out of every decision.
+
+The unit of a run is a :class:`Variant`: a label, a registry model and
+parameters fixed for every seed.  ``run_benchmark`` makes one variant per
+model (label = model name); ``recfuse ablate`` makes several of one model
+(``full``, ``no_text``, ...) and both go through :func:`run_variants`.
+
+With ``cold_items`` (the cold-start item protocol,
+:func:`recfuse.data.split.hold_out_items`) the split is transformed before
+anything is fitted, and two more test slices are written: ``cold_items``
+(test targets that are held-out items) and ``warm_items`` (the others).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib.metadata
 import itertools
 import os
@@ -28,7 +39,7 @@ import platform
 import time
 import typing
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -36,7 +47,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from recfuse.data.dataset import Interactions
-from recfuse.data.split import SPLITS, Split
+from recfuse.data.split import COLD_ITEMS_SEED, SPLITS, EvalSet, Split, cold_target_mask, hold_out_items, select_targets
+from recfuse.evaluate import metrics as _metrics
 from recfuse.evaluate.metrics import ACCURACY
 from recfuse.evaluate.protocol import EvalResult, evaluate, slice_labels
 from recfuse.evaluate.significance import paired_test, primary_metric
@@ -107,6 +119,22 @@ def grid_points(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
     return [dict(zip(keys, values, strict=True)) for values in itertools.product(*(grid[k] for k in keys))]
 
 
+@dataclass(frozen=True)
+class Variant:
+    """One row of a results table: a registry model with parameters fixed for every seed.
+
+    ``label`` names the row in ``results["models"]``; a plain benchmark uses
+    the model name, an ablation names what it changes (``no_text``).
+
+    >>> Variant("no_text", "fusion", {"use_text": False}).model
+    'fusion'
+    """
+
+    label: str
+    model: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+
 @dataclass
 class SeedRun:
     """What one fitted model (one config, one seed) produced."""
@@ -126,13 +154,16 @@ def fit_and_evaluate(
     mask_history: bool,
     test: bool = True,
     quiet: bool = False,
+    after_fit: Callable[[Recommender], None] | None = None,
 ) -> SeedRun:
     """Fit ``model`` with ``params`` and ``seed`` on ``split.train``; evaluate on valid (and test).
 
     Only the fit is timed.  When ``test`` is false (tuning) the test set is
     not touched at all and ``SeedRun.test`` is the valid result again.
     ``quiet`` turns off the model's own progress display (if it has one and
-    ``params`` does not set it).
+    ``params`` does not set it).  ``after_fit`` is called with the fitted
+    model once it has been evaluated (for analyses that need the model
+    itself, e.g. the gate of the fusion model).
     """
     params = {**params, "seed": seed}
     if quiet and "progress" in config_fields(model):
@@ -145,6 +176,8 @@ def fit_and_evaluate(
     valid = evaluate(rec, split.valid, split.train, ks, mask_history_items=mask_history)
     tested = evaluate(rec, split.test, split.train, ks, mask_history_items=mask_history) if test else valid
     best_epoch = rec.fit_info.get("best_epoch")
+    if after_fit is not None:
+        after_fit(rec)
     return SeedRun(valid, tested, seconds, None if best_epoch is None else int(best_epoch))
 
 
@@ -226,6 +259,27 @@ def _slice_block(
     return out
 
 
+def _target_slice(
+    results: list[EvalResult], sub: EvalSet, rows: np.ndarray, ks: Sequence[int]
+) -> dict[str, dict[str, Any]]:
+    """Accuracy of each run's test rankings, re-scored against ``sub`` (a target subset of rows ``rows``).
+
+    The rankings are the ones already computed for the whole test set (the
+    same model, the same queries); only the relevant items change, so no
+    model is called again.
+    """
+    accuracy, _ = metric_names(ks)
+    n_targets = np.diff(sub.target_indptr)
+    per_seed: list[dict[str, np.ndarray]] = []
+    for r in results:
+        hits = _metrics.hits_matrix(r.top[rows], sub.target_indptr, sub.targets)
+        per_seed.append(_metrics.per_query(hits, n_targets, tuple(ks)))
+    return {name: summarize(float(np.mean(q[name])) for q in per_seed) for name in accuracy}
+
+
+#: Keys of the two slices of the cold-start item protocol, in report order.
+COLD_SLICES = ("cold_items", "warm_items")
+
 #: Natural order of the slice values produced by :func:`recfuse.evaluate.protocol.slice_labels`.
 SLICE_ORDER = ("head", "torso", "tail", "short", "medium", "long")
 
@@ -277,6 +331,8 @@ def run_benchmark(
     reference: str | None = None,
     progress: bool = True,
     console: Console | None = None,
+    cold_items: float = 0.0,
+    cold_seed: int = COLD_ITEMS_SEED,
 ) -> dict[str, Any]:
     """Run the benchmark and return the ``results.json`` dict.
 
@@ -306,6 +362,11 @@ def run_benchmark(
         Show a progress bar and one line per finished run.
     console
         Where progress goes (default: a stderr console).
+    cold_items
+        Share of items held out of training and histories (the cold-start
+        item protocol, :func:`recfuse.data.split.hold_out_items`); 0 = off.
+    cold_seed
+        The protocol seed that picks the held-out items.
 
     Returns
     -------
@@ -322,6 +383,60 @@ def run_benchmark(
     (0.0, 2)
     """
     _check_models(models)
+    if reference is not None and reference not in models:
+        raise ValueError(f"reference {reference!r} is not among the models {list(models)}")
+    overrides = {m: dict(p) for m, p in (overrides or {}).items()}
+    for m in overrides:
+        if m not in models:
+            raise ValueError(f"override for {m!r}, which is not among the models {list(models)}")
+    variants = [Variant(m, m, overrides.get(m, {})) for m in models]
+    return run_variants(
+        data, variants, seeds, split=split, ks=ks, mask_history=mask_history, tune=tune, reference=reference,
+        progress=progress, console=console, cold_items=cold_items, cold_seed=cold_seed,
+    )
+
+
+def run_variants(
+    data: Interactions,
+    variants: Sequence[Variant],
+    seeds: int,
+    split: str = "loo",
+    ks: Sequence[int] = (5, 10, 20),
+    mask_history: bool = True,
+    tune: bool = True,
+    reference: str | None = None,
+    progress: bool = True,
+    console: Console | None = None,
+    cold_items: float = 0.0,
+    cold_seed: int = COLD_ITEMS_SEED,
+    after_fit: Callable[[Variant, int, Split, Recommender], None] | None = None,
+    title: str = "benchmark",
+) -> dict[str, Any]:
+    """Run labelled variants under one protocol and return the ``results.json`` dict (keyed by label).
+
+    Everything :func:`run_benchmark` documents holds, with variants in place
+    of models: each variant's ``params`` are fixed (and leave its model's
+    grid), ``reference`` is a label.  ``after_fit(variant, seed, split,
+    model)`` is called with every fitted model once it has been evaluated;
+    ``split`` is the one the models saw (cold-start protocol applied).
+    ``title`` names the progress bar.
+
+    Examples
+    --------
+    >>> from recfuse.data.dataset import Interactions
+    >>> seqs = [(f"u{u}", [f"i{(u + j) % 15}" for j in range(5)]) for u in range(30)]
+    >>> r = run_variants(Interactions.from_sequences(seqs), [Variant("knn5", "itemknn", {"neighbours": 5}),
+    ...                  Variant("knn50", "itemknn", {"neighbours": 50})], seeds=1, ks=(10,), progress=False)
+    >>> list(r["models"]), r["models"]["knn5"]["model"], r["models"]["knn5"]["config"]["neighbours"]
+    (['knn5', 'knn50'], 'itemknn', 5)
+    """
+    names = [v.label for v in variants]
+    _check_models(sorted({v.model for v in variants}))
+    if not variants:
+        raise ValueError("no models to run")
+    dup = sorted({x for x in names if names.count(x) > 1})
+    if dup:
+        raise ValueError(f"model(s) listed twice: {dup}")
     ks = tuple(int(k) for k in ks)
     if not ks or min(ks) < 1:
         raise ValueError(f"ks must be positive cut-offs, got {ks}")
@@ -329,22 +444,24 @@ def run_benchmark(
         raise ValueError(f"seeds must be at least 1, got {seeds}")
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; available: {sorted(SPLITS)}")
-    if reference is not None and reference not in models:
-        raise ValueError(f"reference {reference!r} is not among the models {list(models)}")
-    overrides = {m: dict(p) for m, p in (overrides or {}).items()}
-    for m, params in overrides.items():
-        if m not in models:
-            raise ValueError(f"override for {m!r}, which is not among the models {list(models)}")
-        if "seed" in params:
-            raise ValueError(f"{m}.seed: seeds are set by the runner (0..seeds-1), not overridden")
-        make_config(m, params)  # fail before any fitting on a misspelt name
+    if reference is not None and reference not in names:
+        raise ValueError(f"reference {reference!r} is not among the models {names}")
+    if not 0 <= cold_items < 1:
+        raise ValueError(f"cold_items must be in [0, 1), got {cold_items}")
+    for v in variants:
+        if "seed" in v.params:
+            raise ValueError(f"{v.label}.seed: seeds are set by the runner (0..seeds-1), not overridden")
+        make_config(v.model, v.params)  # fail before any fitting on a misspelt name
 
     metric = primary_metric(ks)
-    sp = SPLITS[split](data)
+    base = SPLITS[split](data)
+    sp = hold_out_items(base, cold_items, cold_seed) if cold_items > 0 else base
     labels = slice_labels(sp.test, sp.train)
+    cold = cold_target_mask(sp)
+    target_slices = {"cold_items": select_targets(sp.test, cold), "warm_items": select_targets(sp.test, ~cold)}
     console = console or Console(stderr=True)
-    n_tune = sum(len(grid_points(g)) for m in models if (g := _grid(m, overrides))) if tune else 0
-    n_steps = len(models) * seeds + n_tune
+    n_tune = sum(len(grid_points(g)) for v in variants if (g := _variant_grid(v))) if tune else 0
+    n_steps = len(variants) * seeds + n_tune
 
     runs: dict[str, list[SeedRun]] = {}
     chosen: dict[str, dict[str, Any]] = {}
@@ -353,25 +470,27 @@ def run_benchmark(
         SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
         console=console, disable=not progress, transient=False,
     ) as bar:
-        task = bar.add_task("benchmark", total=n_steps)
+        task = bar.add_task(title, total=n_steps)
         say = bar.console.print if progress else (lambda *a, **k: None)
-        for m in models:
-            fixed = overrides.get(m, {})
-            if tune and _grid(m, overrides):
+        for v in variants:
+            m = v.label
+            if tune and _variant_grid(v):
                 bar.update(task, description=f"{m}: tuning")
 
                 def on_point(key: str, value: float, m: str = m) -> None:
                     bar.advance(task)
                     say(f"[dim]  {m} tune {key}: valid {metric} {value:.4f}[/dim]")
 
-                chosen[m], tuning[m] = tune_model(m, sp, ks, mask_history, fixed, on_point, quiet=not progress)
+                chosen[m], tuning[m] = tune_model(v.model, sp, ks, mask_history, v.params, on_point, quiet=not progress)
                 say(f"{m}: chose {config_key(chosen[m])}")
             else:
-                chosen[m], tuning[m] = dict(fixed), {"grid": {}, f"valid_{metric}": {}}
+                chosen[m], tuning[m] = dict(v.params), {"grid": {}, f"valid_{metric}": {}}
             runs[m] = []
             for seed in range(seeds):
                 bar.update(task, description=f"{m}: seed {seed}")
-                run = fit_and_evaluate(m, chosen[m], seed, sp, ks, mask_history, quiet=not progress)
+                hook = None if after_fit is None else functools.partial(after_fit, v, seed, sp)
+                run = fit_and_evaluate(v.model, chosen[m], seed, sp, ks, mask_history, quiet=not progress,
+                                       after_fit=hook)
                 runs[m].append(run)
                 bar.advance(task)
                 say(
@@ -379,13 +498,14 @@ def run_benchmark(
                     f"test {metric} {run.test.mean()[metric]:.4f}  fit {run.seconds:.1f}s"
                 )
 
-    valid_score = {m: float(np.mean([r.valid.mean()[metric] for r in runs[m]])) for m in models}
-    ref = reference if reference is not None else _best(models, valid_score)
-    per_user = {m: np.mean([r.test.per_query[metric] for r in runs[m]], axis=0) for m in models}
+    valid_score = {m: float(np.mean([r.valid.mean()[metric] for r in runs[m]])) for m in names}
+    ref = reference if reference is not None else _best(names, valid_score)
+    per_user = {m: np.mean([r.test.per_query[metric] for r in runs[m]], axis=0) for m in names}
 
     out_models: dict[str, Any] = {}
-    for m in models:
-        vs = ref if m != ref else _best([o for o in models if o != m], valid_score)
+    for v in variants:
+        m = v.label
+        vs = ref if m != ref else _best([o for o in names if o != m], valid_score)
         significance = None
         if vs is not None:
             t = paired_test(per_user[m], per_user[vs])
@@ -393,13 +513,20 @@ def run_benchmark(
                 "vs": vs, "metric": metric, "wilcoxon_p": t["wilcoxon_p"], "ttest_p": t["ttest_p"],
                 "mean_diff": t["mean_diff"], "ratio": t["ratio"], "n_users": t["n"],
             }
-        config = dataclasses.asdict(make_config(m, chosen[m]))
+        config = dataclasses.asdict(make_config(v.model, chosen[m]))
         for key in UI_FIELDS:
             config.pop(key, None)
+        tests = [r.test for r in runs[m]]
+        slices = _slice_block(tests, labels, ks)
+        if cold_items > 0:
+            for key, (sub, rows) in target_slices.items():
+                if len(sub):
+                    slices[key] = _target_slice(tests, sub, rows, ks)
         out_models[m] = {
-            "metrics": _metric_block([r.test for r in runs[m]], ks),
+            "model": v.model,
+            "metrics": _metric_block(tests, ks),
             "valid_metrics": _metric_block([r.valid for r in runs[m]], ks),
-            "slices": _slice_block([r.test for r in runs[m]], labels, ks),
+            "slices": slices,
             "significance": significance,
             "train_seconds": summarize(r.seconds for r in runs[m]),
             "best_epoch": [r.best_epoch for r in runs[m]],
@@ -408,6 +535,8 @@ def run_benchmark(
         }
 
     slice_sizes = {f"{fam}={v}": int(np.sum(lab == v)) for fam, lab in labels.items() for v in _ordered_values(lab)}
+    if cold_items > 0:
+        slice_sizes.update({key: len(sub) for key, (sub, _) in target_slices.items() if len(sub)})
     return {
         "dataset": data.name,
         "protocol": {
@@ -417,8 +546,9 @@ def run_benchmark(
             "users_evaluated": len(np.unique(sp.test.queries.user)),
             "n_items": int(sp.train.n_items),
             "n_train_events": int(sp.train.n_events),
-            "split_info": _jsonable(dict(sp.info)),
+            "split_info": _jsonable(dict(base.info)),
             "slice_sizes": slice_sizes,
+            "cold_items": _cold_protocol(sp) if cold_items > 0 else None,
         },
         "versions": versions(),
         "machine": machine(),
@@ -427,9 +557,39 @@ def run_benchmark(
     }
 
 
-def _grid(model: str, overrides: dict[str, dict[str, Any]]) -> dict[str, list[Any]]:
-    fixed = overrides.get(model, {})
-    return {k: v for k, v in GRIDS.get(model, {}).items() if k not in fixed}
+#: How a cold test target is defined, written into ``protocol.cold_items.definition``.
+COLD_DEFINITION = (
+    "held-out items: removed from training events and from every valid/test query history, kept in the "
+    "catalogue; valid keeps warm targets only (early stopping); a test target is cold when its item is held out. "
+    "slices.cold_items scores each test query that has a cold target against its cold targets only, "
+    "slices.warm_items each query with a warm target against its warm targets only (under leave-one-out: "
+    "the queries whose target is cold / warm)."
+)
+
+
+def _cold_protocol(sp: Split) -> dict[str, Any]:
+    """``protocol.cold_items``: the seed, the share and what holding the items out removed."""
+    i = sp.info
+    return {
+        "frac": i["cold_items_frac"],
+        "seed": i["cold_items_seed"],
+        "n_items_held_out": i["cold_items_n"],
+        "n_candidate_items": i["cold_items_candidates"],
+        "train_events_removed": i["cold_train_events_removed"],
+        "history_events_removed": i["cold_history_events_removed"],
+        "valid_queries_dropped": i["cold_valid_queries_dropped"],
+        "valid_targets_dropped": i["cold_valid_targets_dropped"],
+        "test_queries_cold": i["cold_test_queries"],
+        "test_queries_warm": i["warm_test_queries"],
+        "test_targets_cold": i["cold_test_targets"],
+        "test_targets_warm": i["warm_test_targets"],
+        "definition": COLD_DEFINITION,
+    }
+
+
+def _variant_grid(v: Variant) -> dict[str, list[Any]]:
+    """The part of the model's grid that the variant does not fix."""
+    return {k: vals for k, vals in GRIDS.get(v.model, {}).items() if k not in v.params}
 
 
 def _best(models: Sequence[str], score: dict[str, float]) -> str | None:
@@ -457,6 +617,7 @@ def _jsonable(obj: Any) -> Any:
 __all__ = [
     "GRIDS",
     "SeedRun",
+    "Variant",
     "config_fields",
     "config_key",
     "fit_and_evaluate",
@@ -464,6 +625,7 @@ __all__ = [
     "make_config",
     "primary_metric",
     "run_benchmark",
+    "run_variants",
     "summarize",
     "tune_model",
     "versions",
