@@ -22,6 +22,9 @@ def _register() -> None:
     from recfuse.evaluate.cli import register as register_benchmark
 
     register_benchmark(app)
+    from recfuse.evaluate.cli import register_ablate
+
+    register_ablate(app)
     from recfuse.train.cli import register as register_train
 
     register_train(app)

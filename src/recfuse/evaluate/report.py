@@ -341,3 +341,145 @@ def write_report(results: dict[str, Any], out_dir: str | Path) -> list[Path]:
     md_path = out_dir / "results.md"
     md_path.write_text(markdown(results))
     return [json_path, md_path, *plot_slices(results, out_dir)]
+
+
+# ------------------------------------------------------------------ ablation (``recfuse ablate``)
+def fmt_change(x: float | None) -> str:
+    """A relative change as a signed percentage; ``"—"`` if none.
+
+    >>> fmt_change(0.0321), fmt_change(-0.05), fmt_change(None)
+    ('+3.2%', '-5.0%', '—')
+    """
+    return "—" if x is None else f"{100 * x:+.1f}%"
+
+
+def ablation_table(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """Headers and rows of the ablation table, in run order (``full`` first).
+
+    Per row: test NDCG and HR (= hit) at the primary K, mean ± std over seeds;
+    valid NDCG mean; relative change of test NDCG against ``full``; the
+    Wilcoxon p-value of the paired test against ``full``; train seconds.
+    """
+    k = _k(results)
+    ab = results["ablation"]
+    ref = ab["reference"]
+    headers = ["Variant", "What changes", f"Test NDCG@{k}", f"Test HR@{k}", f"Valid NDCG@{k}", f"vs {ref}",
+               f"p vs {ref}", "Train s"]
+    rows = []
+    for label, row in ab["variants"].items():
+        m = results["models"][label]
+        rows.append([
+            f"{label} (ref)" if label == ref else label,
+            row["description"],
+            fmt_mean_std(m["metrics"].get(f"ndcg@{k}")),
+            fmt_mean_std(m["metrics"].get(f"hit@{k}")),
+            fmt_mean_std(m["valid_metrics"].get(f"ndcg@{k}"), std=False),
+            "—" if label == ref else fmt_change(row["relative_change"]),
+            "—" if label == ref else fmt_p(row["p_vs_full"]),
+            f"{m['train_seconds']['mean']:.1f}",
+        ])
+    return headers, rows
+
+
+def gate_table(results: dict[str, Any]) -> tuple[list[str], list[list[str]]] | None:
+    """Headers and rows of the mean gate per time-gap bucket (``None`` without ``gate_by_gap``)."""
+    g = results.get("gate_by_gap")
+    if not g:
+        return None
+    headers = ["Time since previous event", "Queries", "Mean gate (short-term share)", "Std"]
+    rows = [
+        [b["label"], str(b["n"]), "—" if b["mean_gate"] is None else f"{b['mean_gate']:.3f}",
+         "—" if b["std_gate"] is None else f"{b['std_gate']:.3f}"]
+        for b in g["buckets"]
+    ]
+    rows.append(["all (known gap)", str(g["n_queries"] - g["n_unknown_gap"]),
+                 "—" if g["mean_gate"] is None else f"{g['mean_gate']:.3f}", ""])
+    return headers, rows
+
+
+def ablation_markdown(results: dict[str, Any]) -> str:
+    """The whole ``results.md`` of an ablation: protocol, ablation table, gate by time gap, configs."""
+    p = results["protocol"]
+    ab = results["ablation"]
+    metric = ab["metric"].upper()
+    n_seeds = max((len(m["train_seconds"]["per_seed"]) for m in results["models"].values()), default=0)
+    fixed = ", ".join(f"{k}={v}" for k, v in ab.get("params", {}).items())
+    out = [
+        f"# Ablation: {ab['model']} on {results['dataset']}",
+        "",
+        (
+            f"Split `{p['split']}`, full ranking over {p['n_items']} items, "
+            f"{'history items masked' if p.get('mask_history') else 'history items NOT masked'}, "
+            f"{p['users_evaluated']} users evaluated, {n_seeds} seed(s), the same seeds for every row; "
+            f"no tuning: every row runs the same configuration{f' ({fixed})' if fixed else ''} but for its switch."
+        ),
+        (
+            f"`vs {ab['reference']}`: relative change of mean test {metric}. `p`: paired Wilcoxon signed-rank test on "
+            f"per-user test {metric} (averaged over seeds) against `{ab['reference']}`."
+        ),
+        "",
+        _md_table(*ablation_table(results)),
+        "",
+    ]
+    cold = cold_table(results)
+    if cold is not None:
+        out += ["## Cold-start items", "", str(cold_summary(results)), "", _md_table(*cold), ""]
+    gates = gate_table(results)
+    if gates is not None:
+        g = results["gate_by_gap"]
+        out += [
+            "## Gate by time since the previous event",
+            "",
+            (
+                f"`{g['variant']}`, seed {g['seed']}, {g['evalset']} queries: the gate (short-term share of the user "
+                "vector) at request time, by time between the user's last history event and the request. "
+                "Plot: `gate_by_gap.png`."
+            ),
+            "",
+            _md_table(*gates),
+            "",
+        ]
+    out += ["## Configurations", ""]
+    for label in ab["variants"]:
+        cfg = ", ".join(f"{k}={v}" for k, v in results["models"][label].get("config", {}).items())
+        out.append(f"- **{label}**: {cfg}")
+    versions = ", ".join(f"{k} {v}" for k, v in results.get("versions", {}).items() if v)
+    mach = results.get("machine", {})
+    out += ["", f"Versions: {versions}. Machine: {mach.get('cpus')} CPUs, {mach.get('platform')}.", ""]
+    return "\n".join(out)
+
+
+def print_ablation(results: dict[str, Any], console: Console | None = None) -> None:
+    """The ablation table (and the gate-by-gap table) as Rich tables."""
+    console = console or Console()
+    ab = results["ablation"]
+    print_table(console, f"{results['dataset']} — ablation of {ab['model']} ({results['protocol']['split']})",
+                *ablation_table(results))
+    cold = cold_table(results)
+    if cold is not None:
+        print_table(console, f"{results['dataset']} — cold-start items (test)", *cold, caption=cold_summary(results))
+    gates = gate_table(results)
+    if gates is not None:
+        g = results["gate_by_gap"]
+        print_table(console, f"Gate by time since the previous event ({g['variant']}, seed {g['seed']}, "
+                    f"{g['evalset']})", *gates)
+
+
+def write_ablation_report(results: dict[str, Any], out_dir: str | Path) -> list[Path]:
+    """Write ``results.json``, ``results.md``, ``gate_by_gap.png`` and the slice plots under ``out_dir``."""
+    from recfuse.evaluate.analysis import plot_gate_by_gap
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    json_path = out_dir / "results.json"
+    json_path.write_text(json.dumps(results, indent=2, allow_nan=False) + "\n")
+    md_path = out_dir / "results.md"
+    md_path.write_text(ablation_markdown(results))
+    paths = [json_path, md_path]
+    if results.get("gate_by_gap"):
+        g = results["gate_by_gap"]
+        title = f"{results['dataset']}: {results['ablation']['model']} gate by time since the previous event"
+        plot = plot_gate_by_gap(g, out_dir / "gate_by_gap.png", title=title)
+        if plot is not None:
+            paths.append(plot)
+    return [*paths, *plot_slices(results, out_dir)]
