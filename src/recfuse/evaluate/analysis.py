@@ -134,7 +134,7 @@ def model_gate_by_gap(model: HasGates, evalset: EvalSet | Queries, batch_size: i
 
 
 def plot_gate_by_gap(result: dict[str, Any], path: str | Path, title: str = "") -> Path | None:
-    """Bar chart of the mean gate per gap bucket (error bars: standard error), query counts on the bars.
+    """The mean gate per gap bucket (error bars: standard error), with the query count under each bucket.
 
     Returns the path written, or ``None`` when no query has a known gap
     (a dataset without timestamps).  matplotlib's object API on the Agg
@@ -153,16 +153,17 @@ def plot_gate_by_gap(result: dict[str, Any], path: str | Path, title: str = "") 
     x = np.arange(len(buckets))
     mean = [b["mean_gate"] if b["n"] else np.nan for b in buckets]
     sem = [b["std_gate"] / np.sqrt(b["n"]) if b["n"] else 0.0 for b in buckets]
-    bars = ax.bar(x, mean, yerr=sem, capsize=3, color="tab:blue")
-    for bar, b in zip(bars, buckets, strict=True):
-        if b["n"]:
-            ax.annotate(f"n={b['n']}", (bar.get_x() + bar.get_width() / 2, 0.02), ha="center", fontsize="small",
-                        color="white")
+    # Points joined by a line, not bars: the buckets are ordered, and the gate often moves in a narrow band
+    # that a bar chart anchored at 0 would flatten.
+    ax.errorbar(x, mean, yerr=sem, marker="o", capsize=3, color="tab:blue", label="mean gate ± s.e.")
     if result.get("mean_gate") is not None:
         ax.axhline(result["mean_gate"], color="grey", linestyle="--", linewidth=1, label="all queries")
-        ax.legend(fontsize="small")
-    ax.set_xticks(x, [b["label"] for b in buckets])
-    ax.set_ylim(0, 1)
+    ax.legend(fontsize="small")
+    ax.set_xticks(x, [f"{b['label']}\n(n={b['n']})" for b in buckets])
+    lo = np.nanmin(np.asarray(mean, np.float64) - np.asarray(sem))
+    hi = np.nanmax(np.asarray(mean, np.float64) + np.asarray(sem))
+    pad = max(0.02, 0.15 * (hi - lo))
+    ax.set_ylim(max(0.0, lo - pad), min(1.0, hi + pad))
     ax.set_xlabel("time since the user's previous event (at request time)")
     ax.set_ylabel("mean gate (short-term share)")
     ax.set_title(title or "Fusion gate by time since the previous event")

@@ -28,6 +28,9 @@ COLUMNS: tuple[tuple[str, str, bool], ...] = (
     ("Coverage@10", "coverage@10", False),
 )
 
+#: Table columns holding words, not numbers: left-aligned like the first column.
+TEXT_COLUMNS = ("vs", "What changes")
+
 #: Slice families that get a plot, in this order (others found in results follow).
 SLICE_FAMILIES = ("target_popularity", "history_length", "cold_start")
 
@@ -251,10 +254,10 @@ def print_leaderboard(results: dict[str, Any], console: Console | None = None) -
 def print_table(
     console: Console, title: str, headers: list[str], rows: list[list[str]], caption: str | None = None
 ) -> None:
-    """A Rich table, first column (and ``vs``) left-aligned, numbers right-aligned."""
+    """A Rich table, first column (and :data:`TEXT_COLUMNS`) left-aligned, numbers right-aligned."""
     table = Table(title=title, title_justify="left", caption=caption, caption_justify="left")
     for i, h in enumerate(headers):
-        table.add_column(h, justify="left" if i == 0 or h == "vs" else "right", no_wrap=True)
+        table.add_column(h, justify="left" if i == 0 or h in TEXT_COLUMNS else "right", no_wrap=True)
     for r in rows:
         table.add_row(*r)
     if not console.is_terminal and not console.record:
