@@ -28,6 +28,9 @@ def _register() -> None:
     from recfuse.train.cli import register as register_train
 
     register_train(app)
+    from recfuse.serve.cli import register as register_serve
+
+    register_serve(app)
 
 
 def main() -> None:

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from recfuse.data.dataset import Interactions
+from recfuse.data.dataset import IdMap, Interactions
 from recfuse.data.split import EvalSet, Queries
 from recfuse.models.base import Recommender
 from recfuse.train.trainer import TrainConfig, Trainer, resolve_device, seed_everything
@@ -57,8 +57,16 @@ class SequentialRecommender(Recommender):
         self.n_items, self.n_users = train.n_items, train.n_users
         self.device = resolve_device(self.config.device)
         self.module = self.build_module().to(self.device)
+        # Warm start (the serving feedback loop, `recfuse train --warm-start DIR`): an optional
+        # `self.warm_start` (state dict + the item IdMap its rows belong to) is copied into the fresh
+        # module where names and shapes match; item-embedding rows are matched by external id, so new
+        # items keep their fresh init.  Buffers are derived from the data and are not copied.
+        warm = getattr(self, "warm_start", None)
+        warm_info = None if warm is None else load_warm_start(self.module, warm.state, warm.items, train.items)
         self._train = train
         self.fit_info = Trainer(self.config).fit(self, valid, name=self.name)
+        if warm_info is not None:
+            self.fit_info["warm_start"] = warm_info
         del self._train
         return self
 
@@ -164,3 +172,26 @@ class SequentialRecommender(Recommender):
         self.module = self.build_module().to(self.device)
         self.module.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()})
         self.module.eval()
+
+
+def load_warm_start(module: nn.Module, state: dict[str, np.ndarray], old_items: IdMap, new_items: IdMap) -> dict[str, int]:
+    """Copy ``state`` into ``module``'s parameters where names and shapes fit; remap ``*item_emb.weight`` rows.
+
+    Returns counts: parameters copied, item rows copied.
+    """
+    rows = old_items.to_index(new_items.external_ids, missing=-1)  # old index of each new item, -1 if new
+    copied = items = 0
+    with torch.no_grad():
+        for name, param in module.named_parameters():
+            if name not in state:
+                continue
+            old = torch.from_numpy(np.asarray(state[name])).to(param.device, param.dtype)
+            if name.endswith("item_emb.weight"):  # row 0 is padding; item i is row i + 1
+                have = np.flatnonzero(rows >= 0)
+                param[torch.from_numpy(have + 1)] = old[torch.from_numpy(rows[have] + 1)]
+                items += len(have)
+                copied += 1
+            elif old.shape == param.shape:
+                param.copy_(old)
+                copied += 1
+    return {"parameters": copied, "item_rows": items}

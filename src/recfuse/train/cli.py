@@ -31,33 +31,68 @@ def _overrides(model: str, items: list[str]) -> dict[str, Any]:
 
 
 def train(
-    dataset: Annotated[str, typer.Option("--dataset", "-d", help="Registered dataset name (e.g. ml-100k) or path to an interaction file.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Model directory to write (weights, config, id maps, item text).")],
-    model: Annotated[str, typer.Option("--model", "-m", help="Model name from the registry.")] = "fusion",
+    dataset: Annotated[str | None, typer.Option("--dataset", "-d", help="Registered dataset name (e.g. ml-100k) or path to an interaction file.")] = None,
+    model: Annotated[str | None, typer.Option("--model", "-m", help="Model name from the registry (default: fusion, or the --warm-start model).")] = None,
     split: Annotated[str, typer.Option("--split", help="Protocol whose training events are used: loo or temporal.")] = "loo",
     set_: Annotated[list[str] | None, typer.Option("--set", help="Model hyperparameter PARAM=VALUE (repeatable).")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    from_db: Annotated[str | None, typer.Option("--from-db", help="Train on the events `recfuse serve` stored at this URL (sqlite:///FILE or postgresql+psycopg://...) instead of --dataset; new users and items included. Needs --warm-start or --items-from for the catalogue.")] = None,
+    table_prefix: Annotated[str, typer.Option("--table-prefix", help="With --from-db: the store's table prefix (as given to `recfuse serve`).")] = "",
+    warm_start: Annotated[Path | None, typer.Option("--warm-start", help="Model directory to start from: its weights where they fit (item rows matched by id), its hyperparameters (--set overrides) and its catalogue.")] = None,
+    items_from: Annotated[Path | None, typer.Option("--items-from", help="With --from-db and no --warm-start: model directory whose item catalogue to use (fresh weights).")] = None,
 ) -> None:
     """Fit one model on the protocol's training events (early stopping on valid) and write a model directory.
 
     The directory is what `recfuse serve --model DIR` and `recfuse explain --model DIR` load.
+    With --from-db and --warm-start it is the service's feedback loop: retrain or fine-tune on what
+    the service stored, then load the result with POST /v1/admin/reload.
     """
-    from recfuse.bundle import Bundle
+    from recfuse.bundle import Bundle, BundleError
     from recfuse.data.registry import load_dataset
     from recfuse.data.split import SPLITS
     from recfuse.evaluate.protocol import evaluate
     from recfuse.models import MODELS
 
+    if (dataset is None) == (from_db is None):
+        raise typer.BadParameter("give exactly one of --dataset NAME or --from-db URL", param_hint="--dataset")
+    base = None
+    catalogue_dir = warm_start or items_from
+    if catalogue_dir is not None:
+        try:
+            base = Bundle.load(catalogue_dir)
+        except BundleError as e:
+            raise typer.BadParameter(str(e), param_hint="--warm-start" if warm_start else "--items-from") from None
+    elif from_db is not None:
+        raise typer.BadParameter("--from-db needs the item catalogue: give --warm-start DIR or --items-from DIR", param_hint="--from-db")
+    model = model or (base.model.name if warm_start is not None and base is not None else "fusion")
     if model not in MODELS:
         raise typer.BadParameter(f"unknown model {model!r}; available: {', '.join(MODELS)}", param_hint="--model")
     if split not in SPLITS:
         raise typer.BadParameter(f"{split!r}; available: {', '.join(SPLITS)}", param_hint="--split")
     params = _overrides(model, set_ or [])
+    if warm_start is not None and base is not None:
+        if base.model.name != model:
+            raise typer.BadParameter(f"--warm-start {warm_start} holds a {base.model.name!r} model, not {model!r}", param_hint="--model")
+        from recfuse.serve.feedback import warm_config
+
+        params = {**warm_config(base), **params}
     try:
-        data = load_dataset(dataset)
+        if from_db is not None:
+            from recfuse.serve.feedback import load_from_db
+            from recfuse.serve.store import StoreError
+
+            assert base is not None
+            try:
+                data = load_from_db(from_db, base, table_prefix)
+            except StoreError as e:
+                raise typer.BadParameter(str(e), param_hint="--from-db") from None
+        else:
+            assert dataset is not None
+            data = load_dataset(dataset)
     except (KeyError, ValueError, FileNotFoundError) as e:
-        raise typer.BadParameter(str(e), param_hint="--dataset") from None
+        raise typer.BadParameter(str(e), param_hint="--from-db" if from_db else "--dataset") from None
     console = Console(stderr=True)
     parts = SPLITS[split](data)
     cls = MODELS[model]
@@ -66,9 +101,19 @@ def train(
     fields = config_fields(model)
     if "progress" in fields:
         params.setdefault("progress", not quiet)
-    fitted = cls(seed=seed, **params).fit(parts.train, parts.valid)
+    params["seed"] = seed
+    fresh = cls(**params)
+    if warm_start is not None and base is not None:
+        from recfuse.serve.feedback import WarmStart
+
+        fresh.warm_start = WarmStart.from_bundle(base)  # type: ignore[attr-defined]  # read by SequentialRecommender.fit
+    fitted = fresh.fit(parts.train, parts.valid)
     test = evaluate(fitted, parts.test, parts.train).mean()
     meta = {"split": split, "seed": seed, "test": {k: round(float(v), 6) for k, v in test.items() if "@10" in k}}
+    if from_db is not None:
+        meta["from_db"] = from_db
+    if warm_start is not None:
+        meta["warm_start"] = str(warm_start)
     path = Bundle.from_fit(fitted, data, meta).save(out)
     console.print(
         f"{model} on {data.name} ({split}): test NDCG@10 {test['ndcg@10']:.4f}, HR@10 {test['hit@10']:.4f}; "

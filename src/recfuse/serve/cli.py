@@ -1,0 +1,52 @@
+"""``recfuse serve``: the recommendation service under uvicorn."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def serve(
+    model: Annotated[Path, typer.Option("--model", "-m", help="Model directory written by `recfuse train` (bundle.json inside).")],
+    db: Annotated[str, typer.Option("--db", help="Event store URL: sqlite:///FILE (embedded default) or postgresql+psycopg://USER@HOST:PORT/DB. Created or migrated on start.")] = "sqlite:///recfuse.db",
+    host: Annotated[str, typer.Option("--host", help="Interface to listen on (127.0.0.1: this machine only).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", "-p", min=1, max=65535, help="TCP port.")] = 8000,
+    table_prefix: Annotated[str, typer.Option("--table-prefix", help="Prefix for the store's table names (several services or tests in one database).")] = "",
+    threads: Annotated[int, typer.Option("--threads", min=1, help="Torch threads for scoring (1 leaves the other core of a 2-core machine to HTTP and the database).")] = 1,
+    max_batch: Annotated[int, typer.Option("--max-batch", min=1, max=1024, help="Most concurrent recommendation requests scored in one forward pass.")] = 64,
+    max_wait_ms: Annotated[float, typer.Option("--max-wait-ms", min=0.0, help="How long the batcher waits for more requests after the first (0: only what is queued).")] = 0.0,
+    no_seed: Annotated[bool, typer.Option("--no-seed", help="Do not load the model's training log into an empty store.")] = False,
+    no_text_preload: Annotated[bool, typer.Option("--no-text-preload", help="Load the text encoder on first use instead of at start.")] = False,
+    log_level: Annotated[str, typer.Option("--log-level", help="uvicorn log level: critical, error, warning, info, debug.")] = "info",
+) -> None:
+    """Serve real-time recommendations over HTTP (OpenAPI docs at /docs).
+
+    On start: create or migrate the store's schema, load the model directory,
+    seed an empty store with the model's training log, load every user's
+    history into memory.  Admin routes need RECFUSE_ADMIN_KEY in the
+    environment; RECFUSE_API_KEY, when set, guards the event and
+    recommendation routes too.  Keys are read from the environment only, never
+    from the command line (which other users can see).
+    """
+    if not (model / "bundle.json").is_file():
+        raise typer.BadParameter(f"{model}: not a recfuse model directory (no bundle.json); make one with `recfuse train`", param_hint="--model")
+    import uvicorn
+
+    from recfuse.serve.app import ServeConfig, create_app
+    from recfuse.serve.store import EventStore, StoreError
+
+    try:
+        EventStore(db).close()
+    except StoreError as e:
+        raise typer.BadParameter(str(e), param_hint="--db") from None
+    config = ServeConfig(
+        model_dir=model, db=db, table_prefix=table_prefix, threads=threads, max_batch=max_batch,
+        max_wait_ms=max_wait_ms, seed=not no_seed, preload_text=not no_text_preload,
+    )
+    uvicorn.run(create_app(config), host=host, port=port, log_level=log_level, access_log=False)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve", help=serve.__doc__)(serve)

@@ -1,0 +1,329 @@
+"""The model side of the service: one loaded model directory, scored in micro-batches.
+
+:class:`Engine` wraps a :class:`~recfuse.bundle.Bundle`: id maps that grow
+when items are added, display fields, the item text matrix (for free-text
+queries), and cached item vectors.  For the fusion model the serving path
+reuses the model's own modules (``embed`` parts, ``fuse``) but looks item
+content vectors up in a table computed once per model version instead of
+re-projecting every history item's text on each request; it gives the same
+scores as ``Fusion.recommend`` (tests/test_serve_engine.py checks that) and
+the gate from the same forward pass.
+
+:class:`Batcher` runs requests on one worker thread: whatever is queued when
+the worker becomes free forms the next batch (up to ``max_batch``), so a
+lone request waits for nothing and concurrent ones share one forward pass.
+"""
+
+from __future__ import annotations
+
+import itertools
+import queue
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from recfuse.bundle import Bundle
+from recfuse.data.dataset import IdMap
+from recfuse.data.split import Queries
+from recfuse.serve.state import Snapshot
+from recfuse.serve.store import ItemRecord
+
+_tokens = itertools.count(1)
+
+
+class EngineError(ValueError):
+    """A request the loaded model cannot answer (e.g. new items without a text tower)."""
+
+
+# ------------------------------------------------------------------ text encoder
+_encoder: Any = None
+_encoder_lock = threading.Lock()
+
+
+def text_encoder() -> Any:
+    """The process-wide sentence encoder (loaded once; ~3-6 s on first use)."""
+    global _encoder
+    with _encoder_lock:
+        if _encoder is None:
+            from recfuse.text.encoder import TextEncoder
+
+            enc = TextEncoder(progress=False)
+            enc.encode(["warm up"])  # loads the weights now, not on a request
+            _encoder = enc
+        return _encoder
+
+
+def encode(texts: Sequence[str]) -> np.ndarray:
+    """Texts -> L2-normalised ``(n, d)`` float32 with the service's encoder."""
+    enc = text_encoder()
+    with _encoder_lock:  # one forward at a time: the model is shared
+        return np.asarray(enc.encode(list(texts)), np.float32)
+
+
+# ------------------------------------------------------------------ engine
+@dataclass
+class Job:
+    """One ranking request for the batcher."""
+
+    history: Snapshot
+    k: int
+    exclude: bool
+    explain: bool
+    now: float | None  # request time (None: the history has no timestamps)
+    engine: Engine
+    future: Future[dict[str, Any]] = field(default_factory=Future)
+
+
+class Engine:
+    """A loaded model directory, ready to serve.
+
+    Parameters
+    ----------
+    bundle
+        The loaded model directory.
+    path
+        Where it came from (reported by ``/health``).
+    version
+        A number the service increments at each reload.
+    """
+
+    def __init__(self, bundle: Bundle, path: str | Path, version: int = 1) -> None:
+        self.bundle = bundle
+        self.model = bundle.model
+        self.path = str(path)
+        self.version = version
+        self.items: IdMap = bundle.items
+        self.token = next(_tokens)
+        self.lock = threading.RLock()  # model mutation (add_items) vs scoring
+        table = bundle.item_table
+        self.titles: list[str] = [bundle.title(i) for i in range(len(bundle.items))]
+        self.genres: list[str | None] = (
+            [None if g is None else str(g) for g in table["genres"].to_list()] if "genres" in table.columns
+            else [None] * len(bundle.items)
+        )
+        self.text_vectors = None if bundle.text_vectors is None else np.asarray(bundle.text_vectors, np.float32)
+        self.fast = self.model.name == "fusion"
+        self.explains = hasattr(self.model, "explain")
+        self.can_add = hasattr(self.model, "add_items") and getattr(getattr(self.model, "module", None), "text", None) is not None
+        self._refresh()
+
+    # ---------------------------------------------------------------- caches
+    @torch.inference_mode()
+    def _refresh(self) -> None:
+        """Recompute item-vector caches (after load or add_items)."""
+        model: Any = self.model
+        if hasattr(model, "module"):
+            model.module.eval()
+        if self.fast:
+            self._content = model.module.items()  # (n_items + 1, D): row 0 is what padding gets
+            vectors = self._content[1:]
+        elif hasattr(model, "item_vectors"):
+            vectors = model.item_vectors().detach()
+        else:
+            vectors = None
+        self._unit = None if vectors is None else torch.nn.functional.normalize(vectors.float(), dim=1)
+
+    @property
+    def n_items(self) -> int:
+        return len(self.items)
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "version": self.version, "dir": self.path, "model": self.model.name,
+            "dataset": self.bundle.meta.get("dataset"), "n_items": self.n_items, "created": self.bundle.meta.get("created"),
+        }
+
+    def describe(self, index: int) -> dict[str, Any]:
+        return {"item_id": str(self.items.to_external([index])[0]), "title": self.titles[index], "genres": self.genres[index]}
+
+    # ---------------------------------------------------------------- scoring
+    def _queries(self, jobs: Sequence[Job]) -> Queries:
+        hist = [j.history for j in jobs]
+        indptr = np.zeros(len(jobs) + 1, np.int64)
+        np.cumsum([len(h) for h in hist], out=indptr[1:])
+        timed = jobs[0].now is not None
+        cat = lambda xs, dt: np.concatenate(xs).astype(dt) if xs else np.zeros(0, dt)
+        return Queries(
+            user=np.full(len(jobs), -1, np.int64),
+            indptr=indptr,
+            items=cat([h.items for h in hist], np.int64),
+            timestamps=cat([h.timestamps for h in hist], np.float64) if timed else None,
+            ratings=cat([h.ratings for h in hist], np.float32) if timed else None,
+            time=np.array([j.now for j in jobs], np.float64) if timed else None,
+        )
+
+    @torch.inference_mode()
+    def scores(self, q: Queries) -> tuple[torch.Tensor, np.ndarray | None]:
+        """Scores ``(B, n_items)`` and gates ``(B,)`` (``None`` for models without a gate)."""
+        model: Any = self.model
+        if not self.fast:
+            return torch.from_numpy(model.score(q)), None
+        mod = model.module
+        # The model's own input builder (gap, rating and request-time buckets), then its modules;
+        # only the content part comes from the cached table.
+        x = model._query_inputs(q)
+        parts = {"content": self._content[x["hist"]], "rating": mod.rate_emb(x["rate"]), "recency": mod.gap_emb(x["gap"])}
+        user, gate = mod.fuse(parts, x["hist"], mod.now_emb(x["now"]))  # (B, T, D), (B, T)
+        return (user[:, -1] @ self._content[1:].T).float(), gate[:, -1].float().cpu().numpy()
+
+    def run(self, jobs: Sequence[Job]) -> list[dict[str, Any]]:
+        """Answer jobs of one kind (all timed or all untimed) with one forward pass."""
+        with self.lock:
+            q = self._queries(jobs)
+            kmax = min(max(j.k for j in jobs), self.n_items)
+            with torch.inference_mode():
+                scores, gates = self.scores(q)
+                for b, job in enumerate(jobs):
+                    if job.exclude and len(job.history):
+                        scores[b, torch.from_numpy(job.history.items)] = -torch.inf
+                vals, idx = torch.topk(scores, kmax, dim=1)
+            vals_np, idx_np = vals.numpy(), idx.numpy()
+            out = []
+            for b, job in enumerate(jobs):
+                n = min(job.k, kmax)
+                finite = np.isfinite(vals_np[b, :n])
+                res: dict[str, Any] = {
+                    "items": [int(i) for i in idx_np[b, :n][finite]],
+                    "scores": [float(v) for v in vals_np[b, :n][finite]],
+                    "gate": None if gates is None else float(gates[b]),
+                }
+                if job.explain and self.explains:
+                    res["explanations"] = self.explain(q.take(np.array([b])), n, job.exclude)
+                out.append(res)
+            return out
+
+    def explain(self, q: Queries, k: int, exclude: bool) -> dict[str, Any]:
+        """The model's explanation for one query (items with history contributions and dimensions)."""
+        with torch.enable_grad():
+            exp = self.model.explain(q, k, exclude_history=exclude)[0]  # type: ignore[attr-defined]
+        return {"gate": exp["gate"], "items": {e["item"]: e for e in exp["items"]}}
+
+    # ---------------------------------------------------------------- items
+    def similar(self, index: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Items closest to ``index`` by cosine of the model's item vectors (itself left out)."""
+        if self._unit is None:
+            raise EngineError(f"model {self.model.name!r} has no item vectors")
+        with self.lock, torch.inference_mode():
+            sims = self._unit @ self._unit[index]  # (n_items,)
+            sims[index] = -torch.inf
+            v, i = torch.topk(sims, min(k, self.n_items - 1))
+        return i.numpy(), v.numpy()
+
+    def text_scores(self, vector: np.ndarray) -> np.ndarray:
+        """Cosine of a query text vector with every item's text, ``(n_items,)``."""
+        if self.text_vectors is None:
+            raise EngineError("this model directory has no item text vectors; free-text queries need them")
+        return self.text_vectors @ vector
+
+    def add_items(self, records: Sequence[ItemRecord]) -> tuple[list[str], list[str]]:
+        """Add new items (text vector only, recommendable at once) or update known ones' text.
+
+        Returns ``(added, updated)`` external ids.
+        """
+        if not self.can_add:
+            raise EngineError(f"model {self.model.name!r} cannot take new items (it needs a text tower: a fusion model trained with text)")
+        model: Any = self.model
+        with self.lock:
+            added, updated = [], []
+            new_recs: list[ItemRecord] = []
+            for r in records:
+                assert r.vector is not None
+                idx = self.items.get(r.item_id, -1)
+                if idx >= 0:
+                    model.module.text[idx + 1] = torch.from_numpy(r.vector)  # row 0 is padding
+                    self._set_item(idx, r)
+                    updated.append(r.item_id)
+                elif r.item_id not in {x.item_id for x in new_recs}:
+                    new_recs.append(r)
+            if new_recs:
+                vecs = np.stack([np.asarray(r.vector, np.float32) for r in new_recs])
+                model.add_items(vecs)
+                self.items = self.items.extend([r.item_id for r in new_recs])
+                self.token = next(_tokens)
+                self.titles += [""] * len(new_recs)
+                self.genres += [None] * len(new_recs)
+                self.text_vectors = vecs if self.text_vectors is None else np.vstack([self.text_vectors, vecs])
+                for r in new_recs:
+                    self._set_item(self.items.index(r.item_id), r)
+                    added.append(r.item_id)
+            self._refresh()
+        return added, updated
+
+    def _set_item(self, idx: int, r: ItemRecord) -> None:
+        self.titles[idx] = r.title or r.text[:60]
+        self.genres[idx] = r.genres
+        if self.text_vectors is not None and idx < len(self.text_vectors) and r.vector is not None:
+            self.text_vectors[idx] = r.vector
+
+
+# ------------------------------------------------------------------ batcher
+class Batcher:
+    """Run :class:`Job` s on one worker thread, batching whatever is queued.
+
+    Parameters
+    ----------
+    max_batch
+        Most jobs in one forward pass.
+    max_wait
+        Seconds to wait for more jobs after the first (0: take only what is
+        already queued; concurrency fills the batches by itself).
+    """
+
+    def __init__(self, max_batch: int = 64, max_wait: float = 0.0) -> None:
+        self.max_batch = max_batch
+        self.max_wait = max_wait
+        self._q: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._loop, name="recfuse-batcher", daemon=True)
+        self.batches = 0
+        self.jobs = 0
+        self._thread.start()
+
+    def submit(self, job: Job) -> Future[dict[str, Any]]:
+        self._q.put(job)
+        return job.future
+
+    def close(self) -> None:
+        self._q.put(None)
+        self._thread.join(10)
+
+    def _take(self) -> list[Job] | None:
+        first = self._q.get()
+        if first is None:
+            return None
+        jobs = [first]
+        deadline = time.monotonic() + self.max_wait
+        while len(jobs) < self.max_batch:
+            try:
+                wait = deadline - time.monotonic()
+                job = self._q.get(timeout=wait) if wait > 0 else self._q.get_nowait()
+            except queue.Empty:
+                break
+            if job is None:
+                self._q.put(None)
+                break
+            jobs.append(job)
+        return jobs
+
+    def _loop(self) -> None:
+        while (jobs := self._take()) is not None:
+            self.batches += 1
+            self.jobs += len(jobs)
+            groups: dict[tuple[int, bool], list[Job]] = {}
+            for j in jobs:
+                groups.setdefault((id(j.engine), j.now is not None), []).append(j)
+            for group in groups.values():
+                try:
+                    results = group[0].engine.run(group)
+                except Exception as e:  # noqa: BLE001 - handed to the waiting request
+                    for j in group:
+                        j.future.set_exception(e)
+                    continue
+                for j, r in zip(group, results, strict=True):
+                    j.future.set_result(r)
