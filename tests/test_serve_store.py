@@ -1,0 +1,110 @@
+"""The store's schema versioning and idempotence, on SQLite and PostgreSQL; the serving engine against the model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import sqlalchemy as sa
+
+pytest.importorskip("fastapi")
+
+from recfuse.bundle import Bundle
+from recfuse.data.split import Queries
+from recfuse.serve.engine import Batcher, Engine, Job
+from recfuse.serve.state import LiveState, Snapshot
+from recfuse.serve.store import SCHEMA_VERSION, Event, EventStore, StoreError
+
+
+def test_schema_is_created_with_a_version_and_old_ones_are_migrated(store_db: tuple[str, str]) -> None:
+    url, prefix = store_db
+    old = EventStore(url, prefix)
+    assert old.schema_version() == 0
+    assert old.migrate(target=1) == 1  # a database written by the first release
+    old.add_events([Event("e1", "u", "i", 1.0)])
+    assert not sa.inspect(old.engine).has_table(f"{prefix}meta")
+    old.close()
+    store = EventStore(url, prefix)
+    assert store.migrate() == SCHEMA_VERSION == 2
+    assert store.event_ids() == ["e1"]  # data kept
+    store.set_meta("k", "v")
+    assert store.get_meta("k") == "v"
+    with store.engine.connect() as conn:
+        versions = conn.execute(sa.select(store.version_table.c.version)).scalars().all()
+    assert sorted(versions) == [1, 2]
+    assert store.migrate() == SCHEMA_VERSION  # idempotent
+    with store.engine.begin() as conn:
+        conn.execute(sa.insert(store.version_table).values(version=99, applied_at=0.0))
+    with pytest.raises(StoreError, match="schema version 99 is newer"):
+        store.migrate()
+    store.close()
+
+
+def test_add_events_is_idempotent_and_seed_runs_once(store_db: tuple[str, str]) -> None:
+    store = EventStore(*store_db)
+    store.migrate()
+    r = store.add_events([Event("a", "u", "i", 1.0), Event("b", "u", "i", 2.0, rating=4.0), Event("a", "u", "x", 3.0)])
+    assert r.stored == ["a", "b"] and r.duplicates == ["a"]
+    assert store.add_events([Event("b", "u", "i", 2.0)]).stored == []
+    assert store.seed([Event("seed-0", "s", "i", 0.0)], source="m") == 1
+    assert store.seed([Event("seed-1", "s", "i", 0.0)], source="m") == 0  # seeded already
+    rows = [r for chunk in store.iter_events(chunk=2) for r in chunk]
+    assert [(u, i, t, rt, k) for u, i, t, rt, k in rows][:2] == [("u", "i", 1.0, None, "view"), ("u", "i", 2.0, 4.0, "view")]
+    assert store.count_events() == 3
+    store.close()
+
+
+def test_bad_database_url_is_a_clear_error() -> None:
+    with pytest.raises(StoreError, match="not a database URL"):
+        EventStore("not a url")
+    with pytest.raises(StoreError, match="backend 'mysql' is not supported"):
+        EventStore("mysql://x@localhost/db")
+
+
+def test_engine_scores_like_the_model_and_batches_agree_with_single_requests(genre_model: Path) -> None:
+    bundle = Bundle.load(genre_model)
+    engine = Engine(bundle, genre_model)
+    state = LiveState()
+    ev = bundle.events
+    state.add(zip(ev["user_id"], ev["item_id"], ev["timestamp"], ev["rating"], strict=True))
+    users = [f"u{i}" for i in range(12)]
+    now = float(ev["timestamp"].max()) + 3600
+    snaps = [state.snapshot(u, engine.items, engine.token) for u in users]
+    assert all(s is not None for s in snaps)
+    jobs = [Job(s, 10, True, False, now, engine) for s in snaps if s is not None]
+    batched = engine.run(jobs)
+    # the model's own path on the same queries
+    q = Queries(
+        user=np.full(len(jobs), -1), indptr=np.concatenate([[0], np.cumsum([len(s) for s in snaps if s])]),
+        items=np.concatenate([s.items for s in snaps if s]), timestamps=np.concatenate([s.timestamps for s in snaps if s]),
+        ratings=np.concatenate([s.ratings for s in snaps if s]), time=np.full(len(jobs), now),
+    )
+    top, scores = bundle.model.recommend(q, 10)
+    gates = bundle.model.gates(q)  # type: ignore[attr-defined]
+    for b, res in enumerate(batched):
+        assert res["items"] == top[b].tolist()
+        np.testing.assert_allclose(res["scores"], scores[b], rtol=1e-4, atol=1e-4)
+        assert res["gate"] == pytest.approx(float(gates[b]), abs=1e-5)
+    # through the batcher, concurrently submitted, the answers are the same
+    batcher = Batcher(max_batch=5)
+    futures = [batcher.submit(Job(j.history, 10, True, False, now, engine)) for j in jobs]
+    assert [f.result(30)["items"] for f in futures] == [r["items"] for r in batched]
+    batcher.close()
+    assert batcher.jobs == len(jobs)
+
+
+def test_live_state_keeps_time_order_and_translates_per_id_map() -> None:
+    from recfuse.data.dataset import IdMap
+
+    s = LiveState()
+    s.add([("u", "a", 5.0, None), ("u", "b", 7.0, 3.0)])
+    m = IdMap(["a", "b", "c"])
+    first = s.snapshot("u", m, token=1)
+    s.add([("u", "c", 6.0, None)])  # late event goes in time order
+    snap = s.snapshot("u", m, token=1)
+    assert isinstance(first, Snapshot) and snap is not None
+    assert snap.items.tolist() == [0, 2, 1] and snap.timestamps.tolist() == [5.0, 6.0, 7.0]
+    other = s.snapshot("u", IdMap(["b", "a"]), token=2)  # another model's ids; "c" unknown there: dropped
+    assert other is not None and other.items.tolist() == [1, 0]
+    assert s.snapshot("nobody", m) is None
