@@ -85,6 +85,8 @@ def test_rows_against_full(results: dict[str, Any]) -> None:
     for label, row in ab["variants"].items():
         m = results["models"][label]
         assert row["params"] == ABLATIONS[label][0]
+        # The log has timestamps and ratings but no item text: only no_text is a no-op, and says so.
+        assert row["inert"] == ("the dataset has no item text" if label == "no_text" else None)
         if label == "full":
             assert row["p_vs_full"] is None and row["relative_change"] == pytest.approx(0.0)
             continue
@@ -113,6 +115,7 @@ def test_ablation_tables(results: dict[str, Any]) -> None:
     assert [r[0] for r in rows] == ["full (ref)", *list(ABLATIONS)[1:]]
     assert rows[0][5:7] == ["—", "—"] and rows[1][5].endswith("%")
     assert " ± " in rows[1][2] and " ± " in rows[1][3]
+    assert rows[1][1] == "no item text (ID embeddings only) (no-op: the dataset has no item text)"
     gates = gate_table(results)
     assert gates is not None and gates[1][0][0] == "<1 min"
     md = ablation_markdown(results)

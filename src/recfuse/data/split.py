@@ -334,6 +334,7 @@ def hold_out_items(split: Split, frac: float, seed: int = COLD_ITEMS_SEED) -> Sp
 
     ``info["cold_items"]`` is the sorted array of held-out item indices;
     the other ``cold_*`` keys of ``info`` count what was removed.
+    ``full`` stays the whole log (it is the record, not a model input).
 
     Examples
     --------

@@ -71,6 +71,22 @@ def ablation_variants(names: Sequence[str] | None = None, params: dict[str, Any]
     return out
 
 
+def inert_reason(label: str, data: Interactions) -> str | None:
+    """Why a row cannot differ from ``full`` on ``data`` (the signal it removes is absent), or ``None``.
+
+    >>> inert_reason("no_time", Interactions.from_sequences([("u", ["a", "b"])]))
+    'the dataset has no timestamps'
+    """
+    switch = ABLATIONS[label][0]
+    if "use_text" in switch and (data.item_features is None or data.item_features.width < 2):
+        return "the dataset has no item text"
+    if "use_time" in switch and data.timestamp is None:
+        return "the dataset has no timestamps"
+    if "use_rating" in switch and data.rating is None:
+        return "the dataset has no ratings"
+    return None
+
+
 def run_ablation(
     data: Interactions,
     seeds: int,
@@ -88,7 +104,8 @@ def run_ablation(
 
     The dict is a benchmark results dict (``docs/results-json.md``) keyed by
     variant label, with ``reference = "full"``, plus ``ablation`` (the rows:
-    switches, description, relative change and p-value against ``full``) and
+    switches, description, relative change and p-value against ``full``, and
+    ``inert``: why the row cannot differ from ``full`` on this dataset) and
     ``gate_by_gap`` (the full model's gate by time gap, seed 0, test queries;
     ``None`` when ``full`` has no learned gate).
 
@@ -126,6 +143,7 @@ def run_ablation(
             "description": ABLATIONS[v.label][1],
             "relative_change": (mean / full_mean - 1.0) if full_mean else None,
             "p_vs_full": sig["wilcoxon_p"] if sig else None,
+            "inert": inert_reason(v.label, data),
         }
     results["ablation"] = {"model": MODEL, "reference": REFERENCE, "metric": metric, "params": dict(params or {}),
                            "variants": rows}
@@ -134,4 +152,4 @@ def run_ablation(
     return results
 
 
-__all__ = ["ABLATIONS", "MODEL", "REFERENCE", "SWITCHES", "ablation_variants", "run_ablation"]
+__all__ = ["ABLATIONS", "MODEL", "REFERENCE", "SWITCHES", "ablation_variants", "inert_reason", "run_ablation"]

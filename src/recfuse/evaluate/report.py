@@ -373,7 +373,7 @@ def ablation_table(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]
         m = results["models"][label]
         rows.append([
             f"{label} (ref)" if label == ref else label,
-            row["description"],
+            row["description"] + (f" (no-op: {row['inert']})" if row.get("inert") else ""),
             fmt_mean_std(m["metrics"].get(f"ndcg@{k}")),
             fmt_mean_std(m["metrics"].get(f"hit@{k}")),
             fmt_mean_std(m["valid_metrics"].get(f"ndcg@{k}"), std=False),
