@@ -265,3 +265,23 @@ def test_neural_model_reports_best_epoch_and_stays_quiet(data: Interactions, cap
     assert "progress" not in m["config"] and "seed" not in m["config"] and m["config"]["epochs"] == 2
     captured = capsys.readouterr()
     assert captured.out == "" and captured.err == ""  # progress=False silences the trainer's bar too
+
+
+def test_save_models_writes_loadable_model_directories(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """--save-models: each model's seed-0 fit becomes a model directory that loads back to the same ranking."""
+    from recfuse.bundle import Bundle
+    from recfuse.data.dataset import Interactions
+    from recfuse.data.split import leave_one_out
+    from recfuse.evaluate.runner import run_benchmark
+
+    seqs = [(f"u{u}", [f"i{(u + j) % 25}" for j in range(6)]) for u in range(40)]
+    data = Interactions.from_sequences(seqs)
+    run_benchmark(data, ["pop", "itemknn"], seeds=2, ks=(10,), tune=False, progress=False, save_models=tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["itemknn", "pop"]
+    bundle = Bundle.load(tmp_path / "itemknn")
+    assert bundle.meta["model"] == "itemknn" and bundle.meta["seed"] == 0
+    q = leave_one_out(data).test.queries
+    from recfuse.models import MODELS
+
+    fresh = MODELS["itemknn"]().fit(leave_one_out(data).train)
+    np.testing.assert_array_equal(bundle.model.recommend(q, 5)[0], fresh.recommend(q, 5)[0])

@@ -152,6 +152,11 @@ def benchmark(
     cold_items_seed: Annotated[
         int, typer.Option("--cold-items-seed", help="Protocol seed that picks the held-out items (fixed by default).")
     ] = COLD_ITEMS_SEED,
+    save_models: Annotated[
+        Path | None,
+        typer.Option("--save-models", help="Write each model's seed-0 fit as a model directory under this folder "
+                     "(for recfuse explain / recfuse serve)."),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or per-run lines.")] = False,
 ) -> None:
     """Tune on valid, fit every model for every seed, and report test metrics with significance."""
@@ -190,7 +195,7 @@ def benchmark(
     results = run_benchmark(
         data, names, seeds, split=split, ks=cutoffs, mask_history=mask_history, tune=tune, overrides=overrides,
         reference=reference, progress=not quiet, console=Console(stderr=True), cold_items=cold_items,
-        cold_seed=cold_items_seed,
+        cold_seed=cold_items_seed, save_models=save_models,
     )
     paths = write_report(results, out_dir)
     print_leaderboard(results, stdout)

@@ -41,6 +41,7 @@ import time
 import typing
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -334,6 +335,7 @@ def run_benchmark(
     console: Console | None = None,
     cold_items: float = 0.0,
     cold_seed: int = COLD_ITEMS_SEED,
+    save_models: str | Path | None = None,
 ) -> dict[str, Any]:
     """Run the benchmark and return the ``results.json`` dict.
 
@@ -368,6 +370,10 @@ def run_benchmark(
         item protocol, :func:`recfuse.data.split.hold_out_items`); 0 = off.
     cold_seed
         The protocol seed that picks the held-out items.
+    save_models
+        A folder: each model's seed-0 fit is written there as a model
+        directory (:class:`recfuse.bundle.Bundle`, what ``recfuse explain``
+        and ``recfuse serve`` load), one sub-folder per model.
 
     Returns
     -------
@@ -391,9 +397,20 @@ def run_benchmark(
         if m not in models:
             raise ValueError(f"override for {m!r}, which is not among the models {list(models)}")
     variants = [Variant(m, m, overrides.get(m, {})) for m in models]
+    hook = None
+    if save_models is not None:
+        folder = Path(save_models)
+
+        def hook(v: Variant, seed: int, sp: Split, model: Recommender) -> None:
+            from recfuse.bundle import Bundle
+
+            if seed == 0:
+                meta = {"split": split, "seed": seed, "cold_items": cold_items}
+                Bundle.from_fit(model, data, meta).save(folder / v.label)
+
     return run_variants(
         data, variants, seeds, split=split, ks=ks, mask_history=mask_history, tune=tune, reference=reference,
-        progress=progress, console=console, cold_items=cold_items, cold_seed=cold_seed,
+        progress=progress, console=console, cold_items=cold_items, cold_seed=cold_seed, after_fit=hook,
     )
 
 

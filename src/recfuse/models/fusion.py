@@ -330,7 +330,10 @@ class Fusion(SequentialRecommender):
         real = batch["labels"] >= 0  # (B, T)
         labels = batch["labels"][real]
         table = self.item_vectors()  # (n_items, D)
-        ce = lambda h: F.cross_entropy((h[real] @ table.T).float(), labels)
+        # Items with no training events are never a target: as negatives they would only learn
+        # "never happens" through the shared text projection, which buries every cold item.
+        unseen = ~self.module.warm[1:]  # (n_items,)
+        ce = lambda h: F.cross_entropy((h[real] @ table.T).float().masked_fill(unseen, float("-inf")), labels)
         loss = ce(fused)
         w = self.config.aux_loss
         if w > 0 and self.config.gate in ("learned", "fixed"):
