@@ -32,3 +32,12 @@ lint: env
 
 clean:
 	rm -rf $(VENV) results .pytest_cache
+
+# The service on the ml-100k fusion model: trains it once into models/ (SERVE_EPOCHS epochs, early stopping),
+# then serves on 127.0.0.1:8000 with an SQLite store next to it.  Curl calls: README, "Serving".
+SERVE_MODEL  ?= models/ml-100k-fusion
+SERVE_EPOCHS ?= 20
+.PHONY: serve-demo
+serve-demo: env
+	test -f $(SERVE_MODEL)/bundle.json || $(VENV)/bin/recfuse train --dataset ml-100k --out $(SERVE_MODEL) --set epochs=$(SERVE_EPOCHS)
+	RECFUSE_ADMIN_KEY=$${RECFUSE_ADMIN_KEY:-demo-admin-key} $(VENV)/bin/recfuse serve --model $(SERVE_MODEL) --db sqlite:///models/recfuse-demo.db --port 8000

@@ -29,6 +29,7 @@ import hmac
 import json
 import math
 import os
+import sys
 import threading
 import time
 from contextlib import asynccontextmanager
@@ -171,6 +172,7 @@ class ServeConfig:
     max_batch: int = 64
     max_wait_ms: float = 0.0
     seed: bool = True
+    switch_interval_ms: float = 0.5
 
     def __post_init__(self) -> None:
         self.admin_key = self.admin_key if self.admin_key is not None else (os.environ.get("RECFUSE_ADMIN_KEY") or None)
@@ -187,6 +189,9 @@ class Service:
         self.metrics = Metrics()
         if config.threads is not None:
             torch.set_num_threads(max(1, config.threads))
+        # The batcher thread runs many small torch ops between GIL releases; with the default 5 ms
+        # switch interval the event loop waits that long to read the next request, so batches stay small.
+        sys.setswitchinterval(config.switch_interval_ms / 1000)
         self.store = EventStore(config.db, config.table_prefix)
         self.schema_version = self.store.migrate()
         bundle = Bundle.load(config.model_dir)

@@ -119,7 +119,10 @@ class EventStore:
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
         else:
             kwargs.update(pool_size=8, max_overflow=8, pool_pre_ping=True)
-        self.engine: Engine = sa.create_engine(url, **kwargs)
+        try:
+            self.engine: Engine = sa.create_engine(url, **kwargs)
+        except ImportError as e:  # e.g. postgresql:// means psycopg2, which recfuse does not install
+            raise StoreError(f"--db {url!r}: driver not installed ({e}); for PostgreSQL use postgresql+psycopg://...") from None
         if self.dialect == "sqlite":
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
         # SQLite has one writer; queueing writers here is cheaper than busy retries.

@@ -95,7 +95,7 @@ def genre_dataset(
     return Interactions.from_frame(frame, item_features=items, name="genres")
 
 
-def fit_genre_bundle(out: str | Path, epochs: int = 6, seed: int = 0, **config: Any) -> Path:
+def fit_genre_bundle(out: str | Path, epochs: int = 4, seed: int = 0, **config: Any) -> Path:
     """Fit a small fusion model on :func:`genre_dataset` and save the model directory ``out``.
 
     The short window (6 events) holds about one session, so only the long-term
