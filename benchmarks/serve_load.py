@@ -118,6 +118,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1, help="server --threads (torch)")
     ap.add_argument("--max-wait-ms", type=float, default=None, help="server --max-wait-ms (default: the server's)")
     ap.add_argument("--client", choices=["raw", "httpx"], default="raw", help="load client (see closed_loop)")
+    ap.add_argument("--note", default="", help="free text saved with the results (e.g. other load on the machine)")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results", help="where serve_load.{json,txt} go")
     args = ap.parse_args()
     if not (args.model / "bundle.json").is_file():
@@ -177,7 +178,7 @@ def main() -> None:
         "server": f"one uvicorn process, --threads {args.threads}, micro-batching (max 64)",
         "client": f"{args.client} (asyncio HTTP/1.1 keep-alive) on the same machine, closed loop" if args.client == "raw"
         else "httpx.AsyncClient on the same machine, closed loop",
-        "startup_seconds": startup, "seconds_per_level": args.seconds,
+        "note": args.note, "startup_seconds": startup, "seconds_per_level": args.seconds,
         "batcher": batches,
     }
     results = {**info, **results}
@@ -185,6 +186,7 @@ def main() -> None:
     (args.out / "serve_load.json").write_text(json.dumps(results, indent=2))
     lines = [(f"recfuse serve load test: {args.model.name}; {os.cpu_count()} CPUs, no GPU; "
              f"load average before {load_before[0]:.2f}, after {os.getloadavg()[0]:.2f}"),
+             *([f"note: {args.note}"] if args.note else []),
              "", "GET /v1/users/{id}/recommendations?k=10",
              f"{'concurrency':>11} {'explain':>7} {'req/s':>8} {'p50 ms':>7} {'p90 ms':>7} {'p99 ms':>7} {'errors':>6}"]
     for r in results["recommend"]:
