@@ -172,7 +172,7 @@ class ServeConfig:
     max_batch: int = 64
     max_wait_ms: float = 0.0
     seed: bool = True
-    switch_interval_ms: float = 0.5
+    switch_interval_ms: float = 5.0
 
     def __post_init__(self) -> None:
         self.admin_key = self.admin_key if self.admin_key is not None else (os.environ.get("RECFUSE_ADMIN_KEY") or None)
@@ -189,8 +189,9 @@ class Service:
         self.metrics = Metrics()
         if config.threads is not None:
             torch.set_num_threads(max(1, config.threads))
-        # The batcher thread runs many small torch ops between GIL releases; with the default 5 ms
-        # switch interval the event loop waits that long to read the next request, so batches stay small.
+        # The batcher thread and the HTTP event loop share one interpreter; the GIL switch interval
+        # decides how long one may hold it while the other waits.  Python's 5 ms measured as well as
+        # 0.1-20 ms here (benchmarks/serve_load.py; differences within run-to-run noise), so it stays.
         sys.setswitchinterval(config.switch_interval_ms / 1000)
         self.store = EventStore(config.db, config.table_prefix)
         self.schema_version = self.store.migrate()
