@@ -70,6 +70,7 @@ class FusionConfig(SASRecConfig):
     gate: str = "learned"  # "learned" | "fixed" (50/50) | "short" | "long"
     id_dropout: float = 0.0  # share of items trained with their text part alone (cold-start practice)
     aux_loss: float = 0.5  # weight of each branch's own softmax loss (keeps both branches useful to the gate)
+    aux_share: float = 0.25  # share of positions those branch losses are computed on (they cost a softmax each)
 
     def __post_init__(self) -> None:
         if self.gate not in GATES:
@@ -333,12 +334,19 @@ class Fusion(SequentialRecommender):
         # Items with no training events are never a target: as negatives they would only learn
         # "never happens" through the shared text projection, which buries every cold item.
         unseen = ~self.module.warm[1:]  # (n_items,)
-        ce = lambda h: F.cross_entropy((h[real] @ table.T).float().masked_fill(unseen, float("-inf")), labels)
-        loss = ce(fused)
+
+        def ce(h: torch.Tensor, y: torch.Tensor) -> torch.Tensor:  # h (N, D), y (N,)
+            return F.cross_entropy((h @ table.T).float().masked_fill(unseen, float("-inf")), y)
+
+        loss = ce(fused[real], labels)
         w = self.config.aux_loss
         if w > 0 and self.config.gate in ("learned", "fixed"):
-            short, long = self.module.branches
-            loss = loss + w * (ce(short) + ce(long))
+            # The catalogue softmax is most of a step's cost: the branch losses use a random
+            # share of the positions (an unbiased estimate of the same loss).
+            short, long = (b[real] for b in self.module.branches)  # (N, D) each
+            pick = torch.rand(len(labels), device=labels.device) < self.config.aux_share
+            if pick.any():
+                loss = loss + w * (ce(short[pick], labels[pick]) + ce(long[pick], labels[pick]))
         return loss
 
     def item_vectors(self) -> torch.Tensor:
