@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make bench`: every figure quoted in README.md, from this repository's commands.
-# CPU, 2 cores: about 45 minutes.  Beauty's neural models are much faster on a GPU
-# (recfuse picks CUDA automatically when torch sees one).
+# CPU, 2 cores: the baselines take about 45 minutes; the fusion rows (6-9) add
+# several hours (one ml-100k fusion fit is ~5-10 minutes on 2 quiet cores).
+# Beauty's neural models are much faster on a GPU (recfuse picks CUDA when torch sees one).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export OPENBLAS_NUM_THREADS=1
@@ -24,3 +25,19 @@ $R benchmark --dataset amazon-beauty --models pop,itemknn,als,bpr --seeds 3 --ou
 $R benchmark --dataset amazon-beauty --models sasrec,gru4rec --seeds 3 --no-tune \
   --set sasrec.dropout=0.5 --set sasrec.attn_dropout=0.5 --set sasrec.batch_size=256 \
   --set gru4rec.dropout=0.5 --set gru4rec.batch_size=256 --out $OUT/beauty-neural --quiet
+# 6. The fusion model against SASRec (and the ALS baseline), leave-one-out, 5 seeds.
+$R benchmark --dataset ml-100k --models als,sasrec,fusion --seeds 5 --no-tune --set als.embedding_size=32 \
+  --set als.reg=0.01 --out $OUT/ml-100k-fusion --save-models models/bench --quiet
+# 7. Cold-start items: 10 % of items held out of training; then the warm-target figure of a
+#    fusion model that saw every item (same protocol seed), for the "within 5 %" check.
+$R benchmark --dataset ml-100k --models pop,sasrec,fusion --seeds 1 --no-tune --cold-items 0.1 \
+  --out $OUT/ml-100k-cold --quiet
+$PY benchmarks/cold_warm_check.py --model fusion --seeds 1 --out $OUT/ml-100k-cold/warm_all_items_seen.json
+# 8. Ablations of the fusion model, and the gate against the time since the previous event.
+$R ablate --dataset ml-100k --seeds 3 --out $OUT/ml-100k-ablation --quiet
+# 9. Global temporal split and Amazon Beauty (no text, no timestamps) for the fusion model.
+$R benchmark --dataset ml-100k --split temporal --models als,sasrec,fusion --seeds 3 --no-tune \
+  --out $OUT/ml-100k-temporal-fusion --quiet
+$R benchmark --dataset amazon-beauty --models sasrec,fusion --seeds 3 --no-tune \
+  --set sasrec.dropout=0.5 --set sasrec.attn_dropout=0.5 --set sasrec.batch_size=256 \
+  --set fusion.dropout=0.5 --set fusion.attn_dropout=0.5 --set fusion.batch_size=256 --out $OUT/beauty-fusion --quiet
