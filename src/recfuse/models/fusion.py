@@ -125,6 +125,12 @@ def running_z(rating: np.ndarray, indptr: np.ndarray, floor: float) -> np.ndarra
 
 
 class FusionModule(nn.Module):
+    warm: torch.Tensor  # (n_items + 1,) bool: the item has an ID part (training events)
+    text: torch.Tensor | None
+    rating_floor: torch.Tensor
+    signals: torch.Tensor
+    branches: tuple[torch.Tensor, torch.Tensor]
+
     def __init__(self, n_items: int, c: FusionConfig, text: torch.Tensor | None) -> None:
         super().__init__()
         d = c.embedding_size
@@ -244,7 +250,7 @@ class Fusion(SequentialRecommender):
     def fit(self, train: Interactions, valid: EvalSet | None = None) -> Self:
         c = self.config
         self._text = self._text_matrix(train) if c.use_text else None
-        self._warm = np.concatenate([[True], train.item_counts() > 0])
+        self._warm: np.ndarray | None = np.concatenate([[True], train.item_counts() > 0])
         self._gap, self._next, self._rate, self._floor = self._event_features(train)
         return super().fit(train, valid)
 
@@ -363,16 +369,16 @@ class Fusion(SequentialRecommender):
         rate = np.zeros((B, L), np.int64)
         now = np.zeros((B, T), np.int64)
         trained_time, trained_rating = (bool(x) for x in self.module.signals)
-        use_time = trained_time and queries.timestamps is not None
-        use_rating = trained_rating and queries.ratings is not None
+        stamps = queries.timestamps if trained_time else None
+        ratings = queries.ratings if trained_rating else None
         floor = float(self.module.rating_floor)
         for b in range(B):
             lo, hi = int(queries.indptr[b]), int(queries.indptr[b + 1])
             n = min(hi - lo, L)
             if n == 0:
                 continue
-            if use_time:
-                ts = np.asarray(queries.timestamps[lo:hi], np.float64)
+            if stamps is not None:
+                ts = np.asarray(stamps[lo:hi], np.float64)
                 g = np.concatenate([[1], gap_bucket(np.diff(ts))])
                 gap[b, L - n :] = g[-n:]
                 m = min(hi - lo, T)
@@ -380,8 +386,8 @@ class Fusion(SequentialRecommender):
                 if queries.time is not None and np.isfinite(queries.time[b]):
                     nxt[-1] = gap_bucket(np.array([queries.time[b] - ts[-1]]))[0]
                 now[b, T - m :] = nxt
-            if use_rating:
-                r = np.asarray(queries.ratings[lo:hi], np.float64)
+            if ratings is not None:
+                r = np.asarray(ratings[lo:hi], np.float64)
                 rate[b, L - n :] = rating_bucket(running_z(r, np.array([0, len(r)]), floor))[-n:]
         to = lambda a: torch.from_numpy(a).to(self.device)
         return {"hist": to(hist), "gap": to(gap), "rate": to(rate), "now": to(now)}
@@ -429,9 +435,10 @@ class Fusion(SequentialRecommender):
             items = self.item_vectors()[torch.from_numpy(top[b]).to(self.device)]  # (k, D)
             s = (user[:, -1] * items.detach()).sum()
             s.backward()
-            contrib = {n: (p.grad * p).sum(-1).detach() for n, p in parts.items()}  # (k, L) each
-            now_c = (now.grad * now).sum(-1)[:, -1].detach()  # (k,)
-            per_event = sum(contrib.values())  # (k, L)
+            grad = lambda t: t.grad if t.grad is not None else torch.zeros_like(t)
+            contrib = {n: (grad(p) * p).sum(-1).detach() for n, p in parts.items()}  # (k, L) each
+            now_c = (grad(now) * now).sum(-1)[:, -1].detach()  # (k,)
+            per_event = torch.stack(list(contrib.values())).sum(0)  # (k, L)
             hist = rep["hist"][0].cpu().numpy()
             real = np.flatnonzero(hist > 0)
             entries = []
