@@ -18,7 +18,9 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 	touch $@
 
 demo: env
-	OPENBLAS_NUM_THREADS=1 $(VENV)/bin/recfuse benchmark --dataset ml-100k --models pop,itemknn,als,bpr,gru4rec,sasrec --seeds 2 --out results/demo
+	OPENBLAS_NUM_THREADS=1 $(VENV)/bin/recfuse benchmark --dataset ml-100k --models pop,itemknn,als,bpr,sasrec,fusion \
+	  --seeds 1 --set fusion.max_seconds=210 --out results/demo --save-models models/demo
+	$(VENV)/bin/recfuse explain --model models/demo/fusion --user 196
 
 test: env
 	$(PY) -m pytest -q src tests
