@@ -142,6 +142,9 @@ class FusionModule(nn.Module):
             self.register_buffer("text", text)  # (n_items + 1, d_text), row 0 = padding
             self.text_proj = nn.Linear(text.shape[1], d)
             self.text_mix = nn.Parameter(torch.zeros(d))  # sigmoid(0): half ID, half text
+            # An item without events gets an ID part *predicted from its text*, so that it lives
+            # on the same scale as warm items (a text-only vector ranked every cold item low).
+            self.id_from_text = nn.Linear(text.shape[1], d)
         else:
             self.text = None
         self.gap_emb = nn.Embedding(N_GAP, d, padding_idx=0)
@@ -175,10 +178,13 @@ class FusionModule(nn.Module):
         keep = self.warm
         if self.training and self.c.id_dropout > 0:
             keep = keep & (torch.rand(keep.shape, device=keep.device) >= self.c.id_dropout)
-        table = ids * keep.unsqueeze(-1).to(ids.dtype)
-        if self.text is not None:
+        keep = keep.unsqueeze(-1).to(ids.dtype)  # (N + 1, 1)
+        if self.text is None:
+            table = ids * keep
+        else:
+            guess = self.id_from_text(self.text)  # (N + 1, D): the ID part a cold item would have
             mix = torch.sigmoid(self.text_mix)  # (D,)
-            table = (1 - mix) * table + mix * self.text_proj(self.text)
+            table = (1 - mix) * (ids * keep + guess * (1 - keep)) + mix * self.text_proj(self.text)
         return table if tokens is None else table[tokens]
 
     # ---------------------------------------------------------------- users
@@ -345,6 +351,12 @@ class Fusion(SequentialRecommender):
             return F.cross_entropy((h @ table.T).float().masked_fill(unseen, float("-inf")), y)
 
         loss = ce(fused[real], labels)
+        module = self.module
+        if module.text is not None:
+            # Teach the text -> ID map on the warm items (the ID table itself is not moved by it).
+            warm = module.warm
+            guess = module.id_from_text(module.text[warm])
+            loss = loss + F.mse_loss(guess, module.item_emb.weight[warm].detach()) * guess.shape[-1]
         w = self.config.aux_loss
         if w > 0 and self.config.gate in ("learned", "fixed"):
             # The catalogue softmax is most of a step's cost: the branch losses use a random
