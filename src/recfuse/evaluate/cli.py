@@ -199,9 +199,13 @@ def benchmark(
     )
     paths = write_report(results, out_dir)
     print_leaderboard(results, stdout)
-    stdout.print("Wrote:")
+    _print_written(stdout, paths)
+
+
+def _print_written(console: Console, paths: list[Path]) -> None:
+    console.print("Wrote:")
     for p in paths:
-        stdout.print(f"  {p}", soft_wrap=True)
+        console.print(f"  {p}", soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:
@@ -315,9 +319,7 @@ def ablate(
     )
     paths = write_ablation_report(results, out_dir)
     print_ablation(results, stdout)
-    stdout.print("Wrote:")
-    for p in paths:
-        stdout.print(f"  {p}", soft_wrap=True)
+    _print_written(stdout, paths)
 
 
 def register_ablate(app: typer.Typer) -> None:
