@@ -7,7 +7,7 @@ import polars as pl
 import pytest
 
 from recfuse.data.dataset import Interactions
-from recfuse.data.split import Queries, leave_one_out, temporal
+from recfuse.data.split import Queries, leave_one_out, temporal, temporal_events
 from recfuse.evaluate.protocol import evaluate, popularity_buckets
 from recfuse.models.base import Recommender, mask_history, top_k
 from recfuse.models.pop import Popularity
@@ -75,6 +75,25 @@ def test_temporal_split_has_no_leak() -> None:
             assert not set(phase.target(b).tolist()) & set(phase.queries.history(b).tolist())
     with pytest.raises(ValueError, match="timestamps"):
         temporal(Interactions.from_sequences([("u", ["a", "b", "c"])]))
+
+
+def test_temporal_events_makes_one_query_per_new_event_with_its_past() -> None:
+    rows = [("u", "a", 1), ("u", "b", 2), ("u", "c", 3), ("u", "d", 8), ("u", "e", 9),
+            ("v", "a", 2), ("v", "c", 7), ("v", "b", 8), ("v", "d", 9), ("v", "a", 10),  # a again: not a target
+            ("w", "e", 9)]  # first seen in the test phase: no query
+    d = Interactions.from_frame(pl.DataFrame(rows, schema=["user_id", "item_id", "timestamp"], orient="row"))
+    s = temporal_events(d, test_frac=0.4, valid_frac=0.2)  # cuts at t=7 (valid) and t=8 (test)
+    ext = d.items.external_ids
+    got = lambda ph: [(int(ph.queries.user[b]), "".join(ext[i] for i in ph.queries.history(b)), ext[int(ph.target(b)[0])],
+                       float(ph.queries.time[b])) for b in range(len(ph))]
+    u, v = d.users.index("u"), d.users.index("v")
+    assert got(s.valid) == [(v, "a", "c", 7.0)]
+    # earlier test-phase events are in the history (seen online, never trained on)
+    assert got(s.test) == [(u, "abc", "d", 8.0), (u, "abcd", "e", 9.0), (v, "ac", "b", 8.0), (v, "acb", "d", 9.0)]
+    assert s.train.timestamp.max() < 7 and s.info["test_users"] == 2 and s.info["test_queries"] == 4
+    # every history event is strictly before its request time
+    q = s.test.queries
+    assert all(np.all(q.timestamps[q.indptr[b] : q.indptr[b + 1]] < q.time[b]) for b in range(len(q)))
 
 
 class _Fixed(Recommender):

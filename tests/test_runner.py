@@ -162,6 +162,18 @@ def test_temporal_split(data: Interactions) -> None:
     assert r["protocol"]["split"] == "temporal" and "t_test" in r["protocol"]["split_info"]
 
 
+def test_temporal_events_split_pairs_per_user_means() -> None:
+    rng = np.random.default_rng(0)
+    rows = [(f"u{u}", f"i{i}", float(t)) for u in range(40)
+            for i, t in zip(rng.choice(50, 20, replace=False), np.sort(rng.uniform(0, 100, 20)))]
+    data = Interactions.from_frame(pl.DataFrame(rows, schema=["user_id", "item_id", "timestamp"], orient="row"))
+    r = run_benchmark(data, ["pop", "itemknn"], seeds=1, split="temporal-events", ks=(10,), tune=False, progress=False)
+    info = r["protocol"]["split_info"]
+    assert r["protocol"]["split"] == "temporal-events" and info["test_queries"] > info["test_users"]
+    # several queries per user: the paired test has one pair per user, not per query
+    assert r["models"]["itemknn"]["significance"]["n_users"] == info["test_users"] == r["protocol"]["users_evaluated"]
+
+
 def test_bad_arguments_raise(data: Interactions) -> None:
     with pytest.raises(ValueError, match="available"):
         run_benchmark(data, ["pop", "nope"], seeds=1, progress=False)

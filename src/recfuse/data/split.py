@@ -264,6 +264,63 @@ def temporal(data: Interactions, test_frac: float = 0.1, valid_frac: float = 0.1
     return Split(full=data, train=train, valid=valid, test=test, kind="temporal", info=info)
 
 
+def temporal_events(data: Interactions, test_frac: float = 0.1, valid_frac: float = 0.1) -> Split:
+    """The global cut of :func:`temporal`, evaluated event by event (next-item, no retraining).
+
+    Training data is the same (events before the valid cut).  Every event
+    inside a phase whose item is new to its user becomes one query: the
+    history is all of that user's events before it (earlier events of the
+    phase included, as a deployed model would have received them without
+    being retrained), the target is its item, and the request time is its
+    timestamp.  Users need an event before the phase.  On ml-100k the test
+    phase then gives thousands of queries instead of one per user (90), so
+    early stopping and the comparison rest on far more targets; they come
+    from few users, so ``info`` reports both counts.
+    """
+    if data.timestamp is None:
+        raise ValueError(f"{data.name}: a temporal split needs timestamps; this dataset has none")
+    if not (0 < test_frac < 1 and 0 <= valid_frac < 1 and test_frac + valid_frac < 1):
+        raise ValueError("temporal split: need 0 < test_frac, 0 <= valid_frac, test_frac + valid_frac < 1")
+    ts = data.timestamp
+    t_test = float(np.quantile(ts, 1 - test_frac))
+    t_valid = float(np.quantile(ts, 1 - test_frac - valid_frac))
+    role = np.where(ts >= t_test, 2, np.where(ts >= t_valid, 1, 0)).astype(np.int8)
+    train = data.select(role == 0)
+    info: dict[str, float | int | str] = {"t_valid": t_valid, "t_test": t_test}
+
+    def phase(code: int, name: str) -> EvalSet:
+        users, ends, targets = [], [], []
+        n_users = 0
+        for u in range(data.n_users):
+            lo, hi = data.indptr[u], data.indptr[u + 1]
+            r = role[lo:hi]
+            before = int(np.sum(r < code))  # events sorted by time, so phases are contiguous
+            if before == 0 or not np.any(r == code):
+                continue
+            seen = set(data.item[lo : lo + before].tolist())
+            n_before = len(users)
+            for j in range(lo + before, hi):
+                if role[j] != code:
+                    break
+                item = int(data.item[j])
+                if item not in seen:
+                    users.append(u)
+                    ends.append(j)
+                    targets.append(item)
+                seen.add(item)
+            n_users += len(users) > n_before
+        info[f"{name}_users"] = n_users
+        info[f"{name}_queries"] = len(users)
+        ends_arr = np.asarray(ends, dtype=np.int64)
+        time = None if data.timestamp is None else data.timestamp[ends_arr].astype(np.float64)
+        q = _queries_from_prefix(data, np.asarray(users, dtype=np.int64), ends_arr, time)
+        return EvalSet(q, np.arange(len(targets) + 1, dtype=np.int64), np.asarray(targets, dtype=np.int64))
+
+    valid = phase(1, "valid")
+    test = phase(2, "test")
+    return Split(full=data, train=train, valid=valid, test=test, kind="temporal_events", info=info)
+
+
 # ------------------------------------------------------------------ cold-start items
 def drop_history_items(queries: Queries, drop: np.ndarray) -> tuple[Queries, int]:
     """``queries`` with every history event of an item where ``drop[item]`` removed.
@@ -397,4 +454,4 @@ def cold_target_mask(split: Split) -> np.ndarray:
     return np.isin(split.test.targets, np.asarray(cold))
 
 
-SPLITS: dict[str, Callable[..., Split]] = {"loo": leave_one_out, "temporal": temporal}
+SPLITS: dict[str, Callable[..., Split]] = {"loo": leave_one_out, "temporal": temporal, "temporal-events": temporal_events}

@@ -119,7 +119,7 @@ def benchmark(
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="Output folder (default: results/<dataset name>).")
     ] = None,
-    split: Annotated[str, typer.Option("--split", help="Split: loo (leave-one-out) or temporal (global cut).")] = "loo",
+    split: Annotated[str, typer.Option("--split", help="Split: loo (leave-one-out), temporal (global cut, one query per user) or temporal-events (global cut, one query per new event in the phase).")] = "loo",
     ks: Annotated[str, typer.Option("--ks", help="Comma-separated cut-offs K for every metric.")] = "5,10,20",
     mask_history: Annotated[
         bool,
@@ -258,7 +258,7 @@ def ablate(
             "--set epochs=2. The switches the rows vary (use_text, use_time, use_rating, gate) are refused.",
         ),
     ] = None,
-    split: Annotated[str, typer.Option("--split", help="Split: loo (leave-one-out) or temporal (global cut).")] = "loo",
+    split: Annotated[str, typer.Option("--split", help="Split: loo (leave-one-out), temporal (global cut, one query per user) or temporal-events (global cut, one query per new event in the phase).")] = "loo",
     ks: Annotated[str, typer.Option("--ks", help="Comma-separated cut-offs K for every metric.")] = "5,10,20",
     cold_items: Annotated[
         float,

@@ -517,6 +517,13 @@ def run_variants(
     valid_score = {m: float(np.mean([r.valid.mean()[metric] for r in runs[m]])) for m in names}
     ref = reference if reference is not None else _best(names, valid_score)
     per_user = {m: np.mean([r.test.per_query[metric] for r in runs[m]], axis=0) for m in names}
+    owners = sp.test.queries.user
+    if len(np.unique(owners)) < len(owners):
+        # Several queries per user (temporal-events): they are not independent, so the paired
+        # test pairs per-user means (one number per user, as under leave-one-out).
+        uniq, inv = np.unique(owners, return_inverse=True)
+        count = np.bincount(inv, minlength=len(uniq))
+        per_user = {m: np.bincount(inv, weights=v, minlength=len(uniq)) / count for m, v in per_user.items()}
 
     out_models: dict[str, Any] = {}
     for v in variants:
