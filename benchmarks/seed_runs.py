@@ -1,0 +1,128 @@
+"""Fit models seed by seed in separate processes, keep per-user test metrics, then compare.
+
+`recfuse benchmark` runs every seed in one process; this script runs one
+(model, seed) per call and stores its per-user test NDCG@10 / HR@10 under
+``--out`` (``MODEL-seedN.npz`` + ``.json``), so seeds can run side by side
+(one torch thread each on a 2-core machine) and a run that is cut off keeps
+the seeds it finished.  ``compare`` then prints the leaderboard and a paired
+Wilcoxon signed-rank test (per-user metric averaged over the seeds both
+models have), the same statistic `recfuse benchmark` reports.
+
+    python benchmarks/seed_runs.py fit sasrec 0 --set patience=20 --out benchmarks/results/ml-100k-fusion-p20
+    python benchmarks/seed_runs.py fit fusion 0 --set patience=20 --out benchmarks/results/ml-100k-fusion-p20
+    python benchmarks/seed_runs.py compare fusion sasrec --out benchmarks/results/ml-100k-fusion-p20
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def fit(model: str, seed: int, sets: list[str], dataset: str, out: Path) -> None:
+    import torch
+
+    from recfuse.data.registry import load_dataset
+    from recfuse.data.split import leave_one_out
+    from recfuse.evaluate.cli import coerce
+    from recfuse.evaluate.runner import config_fields, fit_and_evaluate
+
+    fields = config_fields(model)
+    params = {}
+    for item in sets:
+        key, _, value = item.partition("=")
+        if key not in fields:
+            raise SystemExit(f"{model} has no parameter {key!r}; it has {sorted(fields)}")
+        params[key] = coerce(value, fields[key])
+    if "progress" in fields:
+        params["progress"] = False
+    split = leave_one_out(load_dataset(dataset))
+    started = time.perf_counter()
+    fitted: dict = {}
+    run = fit_and_evaluate(model, params, seed, split, (10,), True, quiet=True,
+                           after_fit=lambda m: fitted.update(getattr(m, "fit_info", None) or {}))
+    wall = time.perf_counter() - started
+    out.mkdir(parents=True, exist_ok=True)
+    stem = out / f"{model}-seed{seed}"
+    np.savez(stem.with_suffix(".npz"), user=split.test.queries.user,
+             **{k: np.asarray(v) for k, v in run.test.per_query.items()})
+    info = {
+        "model": model, "seed": seed, "params": {k: v for k, v in params.items() if k != "progress"},
+        "dataset": dataset, "test": {k: float(v) for k, v in run.test.mean().items()},
+        "valid": {k: float(v) for k, v in run.valid.mean().items()}, "fit_info": _plain(fitted),
+        "wall_seconds": wall, "torch_threads": torch.get_num_threads(), "machine": platform.platform(),
+    }
+    stem.with_suffix(".json").write_text(json.dumps(info, indent=1))
+    fi = fitted
+    print(f"{model} seed {seed}: valid NDCG@10 {info['valid']['ndcg@10']:.4f} test {info['test']['ndcg@10']:.4f} "
+          f"best epoch {fi.get('best_epoch')} of {fi.get('epochs_run')}, {fi.get('seconds_to_best_epoch', 0):.0f} s to best, "
+          f"{wall:.0f} s in all")
+
+
+def _plain(info: dict | None) -> dict:
+    return {k: v for k, v in (info or {}).items() if k != "history"}
+
+
+def compare(a: str, b: str, out: Path) -> None:
+    from recfuse.evaluate.significance import paired_test
+
+    def load(m: str) -> dict[int, tuple[dict, dict]]:
+        runs = {}
+        for js in sorted(out.glob(f"{m}-seed*.json")):
+            info = json.loads(js.read_text())
+            runs[info["seed"]] = (info, dict(np.load(js.with_suffix(".npz"))))
+        return runs
+
+    ra, rb = load(a), load(b)
+    seeds = sorted(set(ra) & set(rb))
+    if not seeds:
+        raise SystemExit(f"no seed that both {a} and {b} have under {out}")
+    lines = [f"ml-100k leave-one-out, full ranking, history masked; seeds {seeds}; machine {ra[seeds[0]][0]['machine']}", ""]
+    lines.append("| model | NDCG@10 mean ± std | per seed | HR@10 | valid NDCG@10 | best epochs | s to best epoch (median) | params |")
+    lines.append("|---|---|---|---|---|---|---|---|")
+    for m, runs in ((a, ra), (b, rb)):
+        t = [runs[s][0]["test"]["ndcg@10"] for s in seeds]
+        h = [runs[s][0]["test"]["hit@10"] for s in seeds]
+        v = [runs[s][0]["valid"]["ndcg@10"] for s in seeds]
+        ep = [runs[s][0]["fit_info"].get("best_epoch") for s in seeds]
+        sb = [runs[s][0]["fit_info"].get("seconds_to_best_epoch", float("nan")) for s in seeds]
+        lines.append(f"| {m} | {np.mean(t):.4f} ± {np.std(t, ddof=1) if len(t) > 1 else 0:.4f} | "
+                     f"{', '.join(f'{x:.4f}' for x in t)} | {np.mean(h):.4f} | {np.mean(v):.4f} | {ep} | "
+                     f"{np.median(sb):.0f} | {runs[seeds[0]][0]['params']} |")
+    per = {m: np.mean([runs[s][1]["ndcg@10"] for s in seeds], axis=0) for m, runs in ((a, ra), (b, rb))}
+    t = paired_test(per[a], per[b])
+    ratio = float(np.mean(per[a]) / np.mean(per[b]))
+    lines += ["", f"{a} / {b} = {ratio:.3f} (NDCG@10, mean over seeds); paired Wilcoxon over {t['n']} users "
+              f"p = {t['wilcoxon_p']:.3g}, paired t-test p = {t['ttest_p']:.3g}"]
+    text = "\n".join(lines)
+    print(text)
+    (out / f"compare_{a}_vs_{b}.md").write_text(text + "\n")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    f = sub.add_parser("fit", help="fit one model with one seed and store its per-user test metrics")
+    f.add_argument("model")
+    f.add_argument("seed", type=int)
+    f.add_argument("--set", action="append", default=[], metavar="PARAM=VALUE")
+    f.add_argument("--dataset", default="ml-100k")
+    f.add_argument("--out", type=Path, required=True)
+    c = sub.add_parser("compare", help="leaderboard and paired test of two models over their common seeds")
+    c.add_argument("a")
+    c.add_argument("b")
+    c.add_argument("--out", type=Path, required=True)
+    args = ap.parse_args()
+    if args.cmd == "fit":
+        fit(args.model, args.seed, args.set, args.dataset, args.out)
+    else:
+        compare(args.a, args.b, args.out)
+
+
+if __name__ == "__main__":
+    main()
