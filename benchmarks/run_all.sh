@@ -28,16 +28,27 @@ $R benchmark --dataset amazon-beauty --models sasrec,gru4rec --seeds 3 --no-tune
 # 6. The fusion model against SASRec (and the ALS baseline), leave-one-out, 5 seeds.
 $R benchmark --dataset ml-100k --models als,sasrec,fusion --seeds 5 --no-tune --set als.embedding_size=32 \
   --set als.reg=0.01 --out $OUT/ml-100k-fusion --save-models models/bench --quiet
+# 6b. The same comparison with early-stopping patience 20 for both (two weak fusion seeds of row 6
+#     stopped at epochs 25 and 30): one process per (model, seed), 1 thread each, two side by side.
+P20=$OUT/ml-100k-fusion-p20
+for s in 0 1 2 3 4; do echo "fusion $s"; echo "sasrec $s"; done | OMP_NUM_THREADS=1 xargs -P 2 -L 1 \
+  sh -c '"$0" benchmarks/seed_runs.py fit "$2" "$3" --set patience=20 --out "$1"' $PY $P20
+$PY benchmarks/seed_runs.py compare fusion sasrec --out $P20
 # 7. Cold-start items: 10 % of items held out of training; then the warm-target figure of a
 #    fusion model that saw every item (same protocol seed), for the "within 5 %" check.
 $R benchmark --dataset ml-100k --models pop,sasrec,fusion --seeds 1 --no-tune --cold-items 0.1 \
   --out $OUT/ml-100k-cold --quiet
 $PY benchmarks/cold_warm_check.py --model fusion --seeds 1 --out $OUT/ml-100k-cold/warm_all_items_seen.json
+#    ... and with ID dropout (20 % of items trained through their text-predicted ID part).
+$R benchmark --dataset ml-100k --models fusion --seeds 1 --no-tune --cold-items 0.1 --set fusion.id_dropout=0.2 \
+  --out $OUT/ml-100k-cold-iddrop --quiet
 # 8. Ablations of the fusion model, and the gate against the time since the previous event.
 $R ablate --dataset ml-100k --seeds 3 --out $OUT/ml-100k-ablation --quiet
 # 9. Global temporal split and Amazon Beauty (no text, no timestamps) for the fusion model.
 $R benchmark --dataset ml-100k --split temporal --models als,sasrec,fusion --seeds 3 --no-tune \
-  --out $OUT/ml-100k-temporal-fusion --quiet
+  --set als.embedding_size=32 --set als.reg=0.01 --out $OUT/ml-100k-temporal-fusion --quiet
+$R benchmark --dataset ml-100k --split temporal-events --models als,sasrec,fusion --seeds 3 --no-tune \
+  --set als.embedding_size=32 --set als.reg=0.01 --out $OUT/ml-100k-temporal-events --quiet
 $R benchmark --dataset amazon-beauty --models sasrec,fusion --seeds 3 --no-tune \
   --set sasrec.dropout=0.5 --set sasrec.attn_dropout=0.5 --set sasrec.batch_size=256 \
   --set fusion.dropout=0.5 --set fusion.attn_dropout=0.5 --set fusion.batch_size=256 --out $OUT/beauty-fusion --quiet
