@@ -211,6 +211,19 @@ def leave_one_out(data: Interactions, min_events: int = MIN_EVENTS) -> Split:
     return Split(full=data, train=train, valid=valid, test=test, kind="leave_one_out", info=info)
 
 
+def _time_cuts(data: Interactions, test_frac: float, valid_frac: float) -> tuple[np.ndarray, float, float]:
+    """Per event 0 (train), 1 (valid) or 2 (test) by a global cut in time, and the two cut times."""
+    if data.timestamp is None:
+        raise ValueError(f"{data.name}: a temporal split needs timestamps; this dataset has none")
+    if not (0 < test_frac < 1 and 0 <= valid_frac < 1 and test_frac + valid_frac < 1):
+        raise ValueError("temporal split: need 0 < test_frac, 0 <= valid_frac, test_frac + valid_frac < 1")
+    ts = data.timestamp
+    t_test = float(np.quantile(ts, 1 - test_frac))
+    t_valid = float(np.quantile(ts, 1 - test_frac - valid_frac))
+    role = np.where(ts >= t_test, 2, np.where(ts >= t_valid, 1, 0)).astype(np.int8)
+    return role, t_valid, t_test
+
+
 def temporal(data: Interactions, test_frac: float = 0.1, valid_frac: float = 0.1) -> Split:
     """A global cut by time: the last ``test_frac`` of events (by timestamp) are
     test, the ``valid_frac`` before them valid, everything earlier train.
@@ -220,14 +233,7 @@ def temporal(data: Interactions, test_frac: float = 0.1, valid_frac: float = 0.1
     are those new items.  At test time the history is train + valid events.
     Users first seen inside a phase are counted in ``info`` (cold users).
     """
-    if data.timestamp is None:
-        raise ValueError(f"{data.name}: a temporal split needs timestamps; this dataset has none")
-    if not (0 < test_frac < 1 and 0 <= valid_frac < 1 and test_frac + valid_frac < 1):
-        raise ValueError("temporal split: need 0 < test_frac, 0 <= valid_frac, test_frac + valid_frac < 1")
-    ts = data.timestamp
-    t_test = float(np.quantile(ts, 1 - test_frac))
-    t_valid = float(np.quantile(ts, 1 - test_frac - valid_frac))
-    role = np.where(ts >= t_test, 2, np.where(ts >= t_valid, 1, 0)).astype(np.int8)
+    role, t_valid, t_test = _time_cuts(data, test_frac, valid_frac)
     train = data.select(role == 0)
     info: dict[str, float | int | str] = {"t_valid": t_valid, "t_test": t_test}
 
@@ -277,14 +283,7 @@ def temporal_events(data: Interactions, test_frac: float = 0.1, valid_frac: floa
     early stopping and the comparison rest on far more targets; they come
     from few users, so ``info`` reports both counts.
     """
-    if data.timestamp is None:
-        raise ValueError(f"{data.name}: a temporal split needs timestamps; this dataset has none")
-    if not (0 < test_frac < 1 and 0 <= valid_frac < 1 and test_frac + valid_frac < 1):
-        raise ValueError("temporal split: need 0 < test_frac, 0 <= valid_frac, test_frac + valid_frac < 1")
-    ts = data.timestamp
-    t_test = float(np.quantile(ts, 1 - test_frac))
-    t_valid = float(np.quantile(ts, 1 - test_frac - valid_frac))
-    role = np.where(ts >= t_test, 2, np.where(ts >= t_valid, 1, 0)).astype(np.int8)
+    role, t_valid, t_test = _time_cuts(data, test_frac, valid_frac)
     train = data.select(role == 0)
     info: dict[str, float | int | str] = {"t_valid": t_valid, "t_test": t_test}
 
