@@ -97,8 +97,8 @@ def compare(a: str, b: str, out: Path) -> None:
     per = {m: np.mean([runs[s][1]["ndcg@10"] for s in seeds], axis=0) for m, runs in ((a, ra), (b, rb))}
     t = paired_test(per[a], per[b])
     ratio = float(np.mean(per[a]) / np.mean(per[b]))
-    lines += ["", f"{a} / {b} = {ratio:.3f} (NDCG@10, mean over seeds); paired Wilcoxon over {t['n']} users "
-              f"p = {t['wilcoxon_p']:.3g}, paired t-test p = {t['ttest_p']:.3g}"]
+    lines += ["", (f"{a} / {b} = {ratio:.3f} (NDCG@10, mean over seeds); paired Wilcoxon over {t['n']} users "
+                   f"p = {t['wilcoxon_p']:.3g}, paired t-test p = {t['ttest_p']:.3g}")]
     text = "\n".join(lines)
     print(text)
     (out / f"compare_{a}_vs_{b}.md").write_text(text + "\n")
