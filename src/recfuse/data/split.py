@@ -288,7 +288,9 @@ def temporal_events(data: Interactions, test_frac: float = 0.1, valid_frac: floa
     info: dict[str, float | int | str] = {"t_valid": t_valid, "t_test": t_test}
 
     def phase(code: int, name: str) -> EvalSet:
-        users, ends, targets = [], [], []
+        users: list[int] = []
+        ends: list[int] = []
+        targets: list[int] = []
         n_users = 0
         for u in range(data.n_users):
             lo, hi = data.indptr[u], data.indptr[u + 1]
