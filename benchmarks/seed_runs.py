@@ -26,21 +26,17 @@ import numpy as np
 
 def fit(model: str, seed: int, sets: list[str], dataset: str, out: Path) -> None:
     import torch
+    import typer
 
     from recfuse.data.registry import load_dataset
     from recfuse.data.split import leave_one_out
-    from recfuse.evaluate.cli import coerce
-    from recfuse.evaluate.runner import config_fields, fit_and_evaluate
+    from recfuse.evaluate.cli import parse_overrides
+    from recfuse.evaluate.runner import fit_and_evaluate
 
-    fields = config_fields(model)
-    params = {}
-    for item in sets:
-        key, _, value = item.partition("=")
-        if key not in fields:
-            raise SystemExit(f"{model} has no parameter {key!r}; it has {sorted(fields)}")
-        params[key] = coerce(value, fields[key])
-    if "progress" in fields:
-        params["progress"] = False
+    try:
+        params = parse_overrides([f"{model}.{item}" for item in sets], [model]).get(model, {})
+    except typer.BadParameter as e:
+        raise SystemExit(f"--set: {e}") from None
     split = leave_one_out(load_dataset(dataset))
     started = time.perf_counter()
     fitted: dict = {}
@@ -52,7 +48,7 @@ def fit(model: str, seed: int, sets: list[str], dataset: str, out: Path) -> None
     np.savez(stem.with_suffix(".npz"), user=split.test.queries.user,
              **{k: np.asarray(v) for k, v in run.test.per_query.items()})
     info = {
-        "model": model, "seed": seed, "params": {k: v for k, v in params.items() if k != "progress"},
+        "model": model, "seed": seed, "params": params,
         "dataset": dataset, "test": {k: float(v) for k, v in run.test.mean().items()},
         "valid": {k: float(v) for k, v in run.valid.mean().items()}, "fit_info": _plain(fitted),
         "wall_seconds": wall, "torch_threads": torch.get_num_threads(), "machine": platform.platform(),

@@ -211,8 +211,8 @@ def leave_one_out(data: Interactions, min_events: int = MIN_EVENTS) -> Split:
     return Split(full=data, train=train, valid=valid, test=test, kind="leave_one_out", info=info)
 
 
-def _time_cuts(data: Interactions, test_frac: float, valid_frac: float) -> tuple[np.ndarray, float, float]:
-    """Per event 0 (train), 1 (valid) or 2 (test) by a global cut in time, and the two cut times."""
+def _time_cuts(data: Interactions, test_frac: float, valid_frac: float) -> tuple[np.ndarray, Interactions, dict[str, Any]]:
+    """Per event 0 (train), 1 (valid) or 2 (test) by a global cut in time; the training events; ``info`` with the cut times."""
     if data.timestamp is None:
         raise ValueError(f"{data.name}: a temporal split needs timestamps; this dataset has none")
     if not (0 < test_frac < 1 and 0 <= valid_frac < 1 and test_frac + valid_frac < 1):
@@ -221,7 +221,7 @@ def _time_cuts(data: Interactions, test_frac: float, valid_frac: float) -> tuple
     t_test = float(np.quantile(ts, 1 - test_frac))
     t_valid = float(np.quantile(ts, 1 - test_frac - valid_frac))
     role = np.where(ts >= t_test, 2, np.where(ts >= t_valid, 1, 0)).astype(np.int8)
-    return role, t_valid, t_test
+    return role, data.select(role == 0), {"t_valid": t_valid, "t_test": t_test}
 
 
 def temporal(data: Interactions, test_frac: float = 0.1, valid_frac: float = 0.1) -> Split:
@@ -233,9 +233,7 @@ def temporal(data: Interactions, test_frac: float = 0.1, valid_frac: float = 0.1
     are those new items.  At test time the history is train + valid events.
     Users first seen inside a phase are counted in ``info`` (cold users).
     """
-    role, t_valid, t_test = _time_cuts(data, test_frac, valid_frac)
-    train = data.select(role == 0)
-    info: dict[str, float | int | str] = {"t_valid": t_valid, "t_test": t_test}
+    role, train, info = _time_cuts(data, test_frac, valid_frac)
 
     def phase(code: int, cut: float, name: str) -> EvalSet:
         users, ends, tgt_lists = [], [], []
@@ -265,8 +263,8 @@ def temporal(data: Interactions, test_frac: float = 0.1, valid_frac: float = 0.1
         targets = np.concatenate([np.asarray(t, np.int64) for t in tgt_lists]) if tgt_lists else np.zeros(0, np.int64)
         return EvalSet(q, tindptr, targets)
 
-    valid = phase(1, t_valid, "valid")
-    test = phase(2, t_test, "test")
+    valid = phase(1, info["t_valid"], "valid")
+    test = phase(2, info["t_test"], "test")
     return Split(full=data, train=train, valid=valid, test=test, kind="temporal", info=info)
 
 
@@ -283,9 +281,7 @@ def temporal_events(data: Interactions, test_frac: float = 0.1, valid_frac: floa
     early stopping and the comparison rest on far more targets; they come
     from few users, so ``info`` reports both counts.
     """
-    role, t_valid, t_test = _time_cuts(data, test_frac, valid_frac)
-    train = data.select(role == 0)
-    info: dict[str, float | int | str] = {"t_valid": t_valid, "t_test": t_test}
+    role, train, info = _time_cuts(data, test_frac, valid_frac)
 
     def phase(code: int, name: str) -> EvalSet:
         users: list[int] = []
@@ -313,7 +309,7 @@ def temporal_events(data: Interactions, test_frac: float = 0.1, valid_frac: floa
         info[f"{name}_users"] = n_users
         info[f"{name}_queries"] = len(users)
         ends_arr = np.asarray(ends, dtype=np.int64)
-        time = None if data.timestamp is None else data.timestamp[ends_arr].astype(np.float64)
+        time = np.asarray(data.timestamp)[ends_arr].astype(np.float64)  # the target event's own time
         q = _queries_from_prefix(data, np.asarray(users, dtype=np.int64), ends_arr, time)
         return EvalSet(q, np.arange(len(targets) + 1, dtype=np.int64), np.asarray(targets, dtype=np.int64))
 

@@ -71,6 +71,12 @@ def coerce(value: str, tp: Any) -> Any:
     return value
 
 
+SPLIT_HELP = (
+    "Split: loo (leave-one-out), temporal (global cut, one query per user) or "
+    "temporal-events (global cut, one query per new event in the phase)."
+)
+
+
 def parse_overrides(items: list[str], models: list[str]) -> dict[str, dict[str, Any]]:
     """``["als.reg=0.1", ...]`` to ``{"als": {"reg": 0.1}}``, typed by each model's Config.
 
@@ -119,7 +125,7 @@ def benchmark(
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="Output folder (default: results/<dataset name>).")
     ] = None,
-    split: Annotated[str, typer.Option("--split", help="Split: loo (leave-one-out), temporal (global cut, one query per user) or temporal-events (global cut, one query per new event in the phase).")] = "loo",
+    split: Annotated[str, typer.Option("--split", help=SPLIT_HELP)] = "loo",
     ks: Annotated[str, typer.Option("--ks", help="Comma-separated cut-offs K for every metric.")] = "5,10,20",
     mask_history: Annotated[
         bool,
@@ -258,7 +264,7 @@ def ablate(
             "--set epochs=2. The switches the rows vary (use_text, use_time, use_rating, gate) are refused.",
         ),
     ] = None,
-    split: Annotated[str, typer.Option("--split", help="Split: loo (leave-one-out), temporal (global cut, one query per user) or temporal-events (global cut, one query per new event in the phase).")] = "loo",
+    split: Annotated[str, typer.Option("--split", help=SPLIT_HELP)] = "loo",
     ks: Annotated[str, typer.Option("--ks", help="Comma-separated cut-offs K for every metric.")] = "5,10,20",
     cold_items: Annotated[
         float,
