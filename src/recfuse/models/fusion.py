@@ -49,6 +49,7 @@ from torch import nn
 from recfuse.data.dataset import Interactions
 from recfuse.data.split import EvalSet, Queries
 from recfuse.models.layers import Dropout
+from recfuse.models.losses import softmax_cross_entropy
 from recfuse.models.sasrec import Block, SASRecConfig, attention_mask
 from recfuse.models.sequential import SequentialRecommender
 
@@ -342,29 +343,34 @@ class Fusion(SequentialRecommender):
         fused = self.hidden(batch)  # (B, T, D)
         real = batch["labels"] >= 0  # (B, T)
         labels = batch["labels"][real]
-        table = self.item_vectors()  # (n_items, D)
+        module = self.module
+        rows, targets, weights = [fused[real]], [labels], [torch.ones_like(labels, dtype=fused.dtype)]
+        w = self.config.aux_loss
+        if w > 0 and self.config.gate in ("learned", "fixed"):
+            # The catalogue softmax is most of a step's cost: the branch losses use a random
+            # share of the positions (an unbiased estimate of the same loss).
+            short, long = (b[real] for b in module.branches)  # (N, D) each
+            pick = torch.rand(len(labels), device=labels.device) < self.config.aux_share
+            n_pick = int(pick.sum())
+            if n_pick:
+                scale = w * len(labels) / n_pick  # each branch's mean CE weighs w x the fused one's
+                rows += [short[pick], long[pick]]
+                targets += [labels[pick]] * 2
+                weights += [torch.full((2 * n_pick,), scale, dtype=fused.dtype, device=fused.device)]
+        # One catalogue softmax for the fused vector and both branch samples: (N + 2M) rows.
         # Items with no training events are never a target: as negatives they would only learn
         # "never happens" through the shared text projection, which buries every cold item.
-        unseen = ~self.module.warm[1:]  # (n_items,)
-
-        def ce(h: torch.Tensor, y: torch.Tensor) -> torch.Tensor:  # h (N, D), y (N,)
-            return F.cross_entropy((h @ table.T).float().masked_fill(unseen, float("-inf")), y)
-
-        loss = ce(fused[real], labels)
-        module = self.module
+        unseen = ~module.warm[1:]  # (n_items,)
+        bias = None
+        if bool(unseen.any()):
+            bias = torch.zeros(len(unseen), dtype=fused.dtype, device=fused.device).masked_fill(unseen, float("-inf"))
+        loss = softmax_cross_entropy(torch.cat(rows), self.item_vectors(), torch.cat(targets), torch.cat(weights), bias)
+        loss = loss / len(labels)
         if module.text is not None:
             # Teach the text -> ID map on the warm items (the ID table itself is not moved by it).
             warm = module.warm
             guess = module.id_from_text(module.text[warm])
             loss = loss + F.mse_loss(guess, module.item_emb.weight[warm].detach()) * guess.shape[-1]
-        w = self.config.aux_loss
-        if w > 0 and self.config.gate in ("learned", "fixed"):
-            # The catalogue softmax is most of a step's cost: the branch losses use a random
-            # share of the positions (an unbiased estimate of the same loss).
-            short, long = (b[real] for b in self.module.branches)  # (N, D) each
-            pick = torch.rand(len(labels), device=labels.device) < self.config.aux_share
-            if pick.any():
-                loss = loss + w * (ce(short[pick], labels[pick]) + ce(long[pick], labels[pick]))
         return loss
 
     def item_vectors(self) -> torch.Tensor:

@@ -16,12 +16,12 @@ from typing import Self
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from recfuse.data.dataset import IdMap, Interactions
 from recfuse.data.split import EvalSet, Queries
 from recfuse.models.base import Recommender
+from recfuse.models.losses import softmax_cross_entropy
 from recfuse.train.trainer import TrainConfig, Trainer, resolve_device, seed_everything
 
 
@@ -120,8 +120,9 @@ class SequentialRecommender(Recommender):
     def training_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         h = self.hidden(batch)  # (B, T, D)
         real = batch["labels"] >= 0  # (B, T)
-        logits = h[real] @ self.item_vectors().T  # (N, n_items): full softmax at real positions
-        return F.cross_entropy(logits.float(), batch["labels"][real])
+        labels = batch["labels"][real]
+        # Full softmax over the catalogue at every real position, mean over positions.
+        return softmax_cross_entropy(h[real], self.item_vectors(), labels) / max(len(labels), 1)
 
     def validate(self, valid: EvalSet) -> float:
         from recfuse.evaluate.protocol import valid_ndcg

@@ -1,0 +1,50 @@
+"""The chunked catalogue softmax gives the plain cross-entropy's loss and gradients."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from recfuse.models.losses import chunk_rows, softmax_cross_entropy
+
+
+def test_hand_computed_value() -> None:
+    # Two items, user state (1, 0): logits (1, 0) -> CE of item 0 is log(1 + e^-1), of item 1 is log(1 + e).
+    h = torch.tensor([[1.0, 0.0], [1.0, 0.0]])
+    table = torch.eye(2)
+    loss = softmax_cross_entropy(h, table, torch.tensor([0, 1]), torch.tensor([1.0, 2.0]), chunked=True)
+    assert float(loss) == pytest.approx(math.log(1 + math.exp(-1)) + 2 * math.log(1 + math.e), rel=1e-6)
+
+
+@pytest.mark.parametrize("with_bias", [False, True])
+def test_chunked_matches_plain_cross_entropy(with_bias: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    from recfuse.models import losses
+
+    monkeypatch.setattr(losses, "CACHE_ELEMENTS", 64)  # 16-row chunks over 50 rows: a ragged last chunk
+    torch.manual_seed(0)
+    n, d, v = 50, 8, 30
+    h = torch.randn(n, d, dtype=torch.float64, requires_grad=True)
+    table = torch.randn(v, d, dtype=torch.float64, requires_grad=True)
+    y = torch.randint(0, v - 5, (n,))
+    w = torch.rand(n, dtype=torch.float64)
+    bias = None
+    if with_bias:  # the last 5 items are out of the softmax (cold items at training)
+        bias = torch.zeros(v, dtype=torch.float64)
+        bias[-5:] = float("-inf")
+    got = softmax_cross_entropy(h, table, y, w, bias, chunked=True)
+    gh, gt = torch.autograd.grad(got, (h, table))
+    logits = h @ table.T + (0 if bias is None else bias)
+    want = (F.cross_entropy(logits, y, reduction="none") * w).sum()
+    wh, wt = torch.autograd.grad(want, (h, table))
+    assert float(got) == pytest.approx(float(want), rel=1e-10)
+    assert torch.allclose(gh, wh, atol=1e-10) and torch.allclose(gt, wt, atol=1e-10)
+    if with_bias:
+        assert torch.all(gt[-5:] == 0)  # a removed item gets no gradient
+    assert torch.autograd.gradcheck(lambda a, b: softmax_cross_entropy(a, b, y, w, bias, chunked=True), (h, table))
+
+
+def test_chunk_rows_bounds() -> None:
+    assert chunk_rows(1) == 4096 and chunk_rows(10**7) == 16
