@@ -5,7 +5,11 @@ SQLite store (seeded from the model's log), then measures:
 
 * GET /v1/users/{id}/recommendations?k=10 for random known users at each
   concurrency level (closed loop: each client sends its next request when the
-  previous answer arrives): p50/p90/p99 latency, throughput;
+  previous answer arrives): p50/p90/p99 latency, throughput.  The server
+  keeps user vectors between requests (``--user-cache``); 943 users drawn at
+  random repeat many times in a level, so most requests are cache hits: the
+  hit rate is printed per level, and ``--user-cache 0`` measures the model
+  on every request;
 * the same with explain=true at one level (explanations cost a backward pass);
 * POST /v1/events ingest: batches of --batch events from 4 clients, and
   single events from 16 clients: events acknowledged per second (each batch
@@ -117,6 +121,8 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=500, help="events per POST in the batched ingest test")
     ap.add_argument("--threads", type=int, default=1, help="server --threads (torch)")
     ap.add_argument("--max-wait-ms", type=float, default=None, help="server --max-wait-ms (default: the server's)")
+    ap.add_argument("--user-cache", type=int, default=None,
+                    help="server --user-cache (default: the server's; 0: every request runs the model)")
     ap.add_argument("--client", choices=["raw", "httpx"], default="raw", help="load client (see closed_loop)")
     ap.add_argument("--note", default="", help="free text saved with the results (e.g. other load on the machine)")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results", help="where serve_load.{json,txt} go")
@@ -130,8 +136,11 @@ def main() -> None:
     users = events["user_id"].unique().to_list()
     items = pl.read_parquet(args.model / "items.parquet")["item_id"].to_list()
     load_before = os.getloadavg()
+    extra = ["--threads", str(args.threads)]
+    extra += [] if args.max_wait_ms is None else ["--max-wait-ms", str(args.max_wait_ms)]
+    extra += [] if args.user_cache is None else ["--user-cache", str(args.user_cache)]
     t = time.perf_counter()
-    server = ServerProcess(args.model, db, extra=["--threads", str(args.threads)] + ([] if args.max_wait_ms is None else ["--max-wait-ms", str(args.max_wait_ms)]), log=tmp / "server.log").wait(300)
+    server = ServerProcess(args.model, db, extra=extra, log=tmp / "server.log").wait(300)
     startup = time.perf_counter() - t
     print(f"server up in {startup:.1f} s (first start seeds the store with {events.height:,} events)", flush=True)
     results: dict[str, Any] = {"recommend": [], "ingest": []}
@@ -140,12 +149,20 @@ def main() -> None:
             flag = str(explain).lower()
             return lambda rng: ("GET", f"/v1/users/{rng.choice(users)}/recommendations?k=10&explain={flag}", None)
 
+        def cache() -> tuple[float, float]:
+            text = httpx.get(f"{server.url}/metrics").text
+            g = dict(x.split() for x in text.splitlines() if x.startswith("recfuse_user_cache_"))
+            return float(g.get("recfuse_user_cache_hits", 0)), float(g.get("recfuse_user_cache_misses", 0))
+
         asyncio.run(closed_loop(server.url, 4, 3.0, rec(False), args.client))  # warm-up
         for c in [int(x) for x in args.concurrency.split(",")]:
+            before = cache()
             r = asyncio.run(closed_loop(server.url, c, args.seconds, rec(False), args.client))
+            hits, misses = (a - b for a, b in zip(cache(), before, strict=True))
+            r["user_cache_hit_rate"] = hits / max(hits + misses, 1)
             results["recommend"].append({"explain": False, **r})
             print(f"GET recommendations  c={c:3d}: {r['throughput_rps']:7.1f} req/s  p50 {r['p50_ms']:6.1f} ms  "
-                  f"p99 {r['p99_ms']:6.1f} ms  errors {r['errors']}", flush=True)
+                  f"p99 {r['p99_ms']:6.1f} ms  errors {r['errors']}  user-cache hits {r['user_cache_hit_rate']:.0%}", flush=True)
         r = asyncio.run(closed_loop(server.url, 16, args.seconds, rec(True), args.client))
         results["recommend"].append({"explain": True, **r})
         print(f"GET ... explain=true c= 16: {r['throughput_rps']:7.1f} req/s  p50 {r['p50_ms']:6.1f} ms  "
@@ -175,7 +192,7 @@ def main() -> None:
         "machine": {"cpus": os.cpu_count(), "cpu": platform.processor() or platform.machine(), "gpu": "none used",
                     "python": platform.python_version(), "loadavg_before": load_before, "loadavg_after": os.getloadavg()},
         "model": str(args.model), "db": "sqlite (fresh file, WAL, synchronous=FULL)" if args.db is None else args.db,
-        "server": f"one uvicorn process, --threads {args.threads}, micro-batching (max 64)",
+        "server": f"one uvicorn process, {' '.join(extra)}, micro-batching (max 64)",
         "client": f"{args.client} (asyncio HTTP/1.1 keep-alive) on the same machine, closed loop" if args.client == "raw"
         else "httpx.AsyncClient on the same machine, closed loop",
         "note": args.note, "startup_seconds": startup, "seconds_per_level": args.seconds,
@@ -188,10 +205,11 @@ def main() -> None:
              f"load average before {load_before[0]:.2f}, after {os.getloadavg()[0]:.2f}"),
              *([f"note: {args.note}"] if args.note else []),
              "", "GET /v1/users/{id}/recommendations?k=10",
-             f"{'concurrency':>11} {'explain':>7} {'req/s':>8} {'p50 ms':>7} {'p90 ms':>7} {'p99 ms':>7} {'errors':>6}"]
+             f"{'concurrency':>11} {'explain':>7} {'req/s':>8} {'p50 ms':>7} {'p90 ms':>7} {'p99 ms':>7} {'errors':>6} {'cache hits':>10}"]
     for r in results["recommend"]:
         lines.append(f"{r['concurrency']:>11} {str(r['explain']).lower():>7} {r['throughput_rps']:>8.1f} {r['p50_ms']:>7.1f} "
-                     f"{r['p90_ms']:>7.1f} {r['p99_ms']:>7.1f} {r['errors']:>6}")
+                     f"{r['p90_ms']:>7.1f} {r['p99_ms']:>7.1f} {r['errors']:>6} "
+                     f"{'' if 'user_cache_hit_rate' not in r else format(r['user_cache_hit_rate'], '.0%'):>10}")
     lines += ["", "POST /v1/events", f"{'batch':>6} {'clients':>7} {'events/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6}"]
     for r in results["ingest"]:
         lines.append(f"{r['batch']:>6} {r['concurrency']:>7} {r['events_per_s']:>9.0f} {r['p50_ms']:>7.1f} {r['p99_ms']:>7.1f} {r['errors']:>6}")

@@ -94,6 +94,14 @@ def test_gate_is_a_share_that_moves_with_the_inputs() -> None:
     timeless = Fusion(epochs=5, use_time=False, **SMALL).fit(data)
     np.testing.assert_allclose(timeless.score(soon), timeless.score(later), atol=1e-6)
 
+    # Scoring runs the long-term branch and the gate for the newest position only: same answer.
+    x = model._query_inputs(soon)
+    full = model.module(x["hist"], x["gap"], x["rate"], x["now"])
+    last = model.module(x["hist"], x["gap"], x["rate"], x["now"], last_only=True)
+    assert last[0].shape[1] == 1
+    np.testing.assert_allclose(last[0][:, -1].detach().numpy(), full[0][:, -1].detach().numpy(), atol=1e-6)
+    np.testing.assert_allclose(last[1][:, -1].detach().numpy(), full[1][:, -1].detach().numpy(), atol=1e-6)
+
 
 @pytest.fixture(scope="module")
 def genres(tmp_path_factory: pytest.TempPathFactory) -> tuple[Interactions, Fusion]:

@@ -108,3 +108,38 @@ def test_live_state_keeps_time_order_and_translates_per_id_map() -> None:
     other = s.snapshot("u", IdMap(["b", "a"]), token=2)  # another model's ids; "c" unknown there: dropped
     assert other is not None and other.items.tolist() == [1, 0]
     assert s.snapshot("nobody", m) is None
+
+
+def test_engine_caches_user_vectors_until_the_history_or_the_item_table_changes(genre_model: Path) -> None:
+    bundle = Bundle.load(genre_model)
+    engine = Engine(bundle, genre_model)
+    state = LiveState()
+    ev = bundle.events
+    state.add(zip(ev["user_id"], ev["item_id"], ev["timestamp"], ev["rating"], strict=True))
+    now = float(ev["timestamp"].max()) + 3600
+
+    def ask(user: str, at: float = now) -> dict:
+        snap = state.snapshot(user, engine.items, engine.token)
+        assert snap is not None
+        return engine.run([Job(snap, 10, True, False, at, engine, user)])[0]
+
+    first = ask("u0")
+    assert (engine.cache_hits, engine.cache_misses) == (0, 1)
+    again = ask("u0")
+    assert (engine.cache_hits, engine.cache_misses) == (1, 1)
+    assert again["items"] == first["items"] and again["gate"] == pytest.approx(first["gate"])
+    np.testing.assert_allclose(again["scores"], first["scores"], rtol=1e-6)
+    # Another log2 bucket of time since the last event: recomputed (the gate reads that gap).
+    ask("u0", now + 30 * 86400)
+    assert engine.cache_misses == 2
+    # A new event: the next answer is computed from the new history, not served from the cache.
+    new_item = next(i for i in engine.items.external_ids if i not in set(state._users["u0"].items))
+    state.add([("u0", new_item, now, None)])
+    after = ask("u0", now + 60)
+    assert engine.cache_misses == 3 and engine.items.index(new_item) not in after["items"]
+    # Without the cache every request runs the model, with the same answer.
+    plain = Engine(bundle, genre_model, cache_size=0)
+    snap = state.snapshot("u0", plain.items, plain.token)
+    assert snap is not None
+    res = plain.run([Job(snap, 10, True, False, now + 60, plain, "u0")])[0]
+    assert res["items"] == after["items"] and plain.cache_hits == 0

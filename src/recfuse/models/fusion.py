@@ -194,10 +194,15 @@ class FusionModule(nn.Module):
         return {"content": self.items(hist), "rating": self.rate_emb(rate), "recency": self.gap_emb(gap)}
 
     def fuse(
-        self, parts: dict[str, torch.Tensor], hist: torch.Tensor, now: torch.Tensor
+        self, parts: dict[str, torch.Tensor], hist: torch.Tensor, now: torch.Tensor, last_only: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-event parts ``(B, C + T, D)`` and the embedded request-time gaps
-        ``now`` ``(B, T, D)`` -> user vectors ``(B, T, D)`` and gates ``(B, T)``."""
+        ``now`` ``(B, T, D)`` -> user vectors ``(B, T, D)`` and gates ``(B, T)``.
+
+        ``last_only``: only the newest position's user vector and gate (``T' = 1``), which is
+        all that scoring needs; the long-term attention and the gate then run for one query
+        instead of ``T`` (the short-term blocks still read the whole window).
+        """
         L, T = hist.shape[1], now.shape[1]
         C = L - T
         dev = hist.device
@@ -209,19 +214,21 @@ class FusionModule(nn.Module):
         for block in self.blocks:
             h = block(h, mask)
         short = self.ln(h)  # (B, T, D)
+        if last_only:
+            short, now = short[:, -1:], now[:, -1:]  # (B, 1, D): T' = 1 from here on
 
         # The long-term branch is asked "what of your past matters now": the short-term state and the
         # time since the last event (after a long absence, old favourites).
-        query = self.q(now + (0 if self.c.gate == "long" else short))  # (B, T, D)
-        causal = torch.ones(T, T, dtype=torch.bool, device=dev).tril()
-        see = torch.cat([torch.ones(T, C, dtype=torch.bool, device=dev), causal], dim=1)  # (T, L)
-        see = see & (hist > 0)[:, None, :]  # (B, T, L)
-        att = (query @ self.k(x).transpose(1, 2)) * (short.shape[-1] ** -0.5)  # (B, T, L)
+        query = self.q(now + (0 if self.c.gate == "long" else short))  # (B, T', D)
+        causal = torch.ones(T, T, dtype=torch.bool, device=dev).tril()[T - short.shape[1] :]  # (T', T)
+        see = torch.cat([torch.ones(len(causal), C, dtype=torch.bool, device=dev), causal], dim=1)  # (T', L)
+        see = see & (hist > 0)[:, None, :]  # (B, T', L)
+        att = (query @ self.k(x).transpose(1, 2)) * (short.shape[-1] ** -0.5)  # (B, T', L)
         att = att.masked_fill(~see, float("-inf")).softmax(dim=-1).nan_to_num(0.0)
-        long = self.ln_long(att @ self.v(x))  # (B, T, D)
+        long = self.ln_long(att @ self.v(x))  # (B, T', D)
 
         if self.c.gate == "learned":
-            g = torch.sigmoid(self.gate(torch.cat([short, long, now], dim=-1)))  # (B, T, 1)
+            g = torch.sigmoid(self.gate(torch.cat([short, long, now], dim=-1)))  # (B, T', 1)
         else:
             value = {"fixed": 0.5, "short": 1.0, "long": 0.0}[self.c.gate]
             g = torch.full_like(short[..., :1], value)
@@ -229,9 +236,9 @@ class FusionModule(nn.Module):
         return g * short + (1 - g) * long, g.squeeze(-1)
 
     def forward(
-        self, hist: torch.Tensor, gap: torch.Tensor, rate: torch.Tensor, now: torch.Tensor
+        self, hist: torch.Tensor, gap: torch.Tensor, rate: torch.Tensor, now: torch.Tensor, last_only: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.fuse(self.embed(hist, gap, rate), hist, self.now_emb(now))
+        return self.fuse(self.embed(hist, gap, rate), hist, self.now_emb(now), last_only)
 
 
 class Fusion(SequentialRecommender):
@@ -413,14 +420,14 @@ class Fusion(SequentialRecommender):
     @torch.no_grad()
     def user_vectors(self, queries: Queries) -> torch.Tensor:
         x = self._query_inputs(queries)
-        return self.module(x["hist"], x["gap"], x["rate"], x["now"])[0][:, -1]  # (B, D)
+        return self.module(x["hist"], x["gap"], x["rate"], x["now"], last_only=True)[0][:, -1]  # (B, D)
 
     @torch.no_grad()
     def gates(self, queries: Queries) -> np.ndarray:
         """Short-term share of the user vector at request time, ``(B,)`` in [0, 1]."""
         self.module.eval()
         x = self._query_inputs(queries)
-        return self.module(x["hist"], x["gap"], x["rate"], x["now"])[1][:, -1].float().cpu().numpy()
+        return self.module(x["hist"], x["gap"], x["rate"], x["now"], last_only=True)[1][:, -1].float().cpu().numpy()
 
     # ---------------------------------------------------------------- explain
     def explain(self, queries: Queries, k: int = 10, n_history: int = 3, exclude_history: bool = True) -> list[dict[str, Any]]:
@@ -449,7 +456,7 @@ class Fusion(SequentialRecommender):
             rep = {name: t.expand(kb, *t.shape[1:]) for name, t in x.items()}  # one copy per item
             parts = {n: p.detach().requires_grad_(True) for n, p in self.module.embed(rep["hist"], rep["gap"], rep["rate"]).items()}
             now = self.module.now_emb(rep["now"]).detach().requires_grad_(True)
-            user, g = self.module.fuse(parts, rep["hist"], now)
+            user, g = self.module.fuse(parts, rep["hist"], now, last_only=True)
             items = self.item_vectors()[torch.from_numpy(top[b]).to(self.device)]  # (k, D)
             s = (user[:, -1] * items.detach()).sum()
             s.backward()

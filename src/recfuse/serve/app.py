@@ -173,6 +173,7 @@ class ServeConfig:
     max_wait_ms: float = 0.0
     seed: bool = True
     switch_interval_ms: float = 5.0
+    user_cache: int = 100_000  # user vectors kept between requests (0: none)
 
     def __post_init__(self) -> None:
         self.admin_key = self.admin_key if self.admin_key is not None else (os.environ.get("RECFUSE_ADMIN_KEY") or None)
@@ -198,7 +199,7 @@ class Service:
         bundle = Bundle.load(config.model_dir)
         if config.seed:
             self.store.seed(_seed_events(bundle), source=str(config.model_dir))
-        self.engine = Engine(bundle, config.model_dir, version=1)
+        self.engine = Engine(bundle, config.model_dir, version=1, cache_size=config.user_cache)
         self._replay_items(self.engine)
         self.state = LiveState()
         for chunk in self.store.iter_events():
@@ -212,6 +213,8 @@ class Service:
         m.gauges["recfuse_model_version"] = lambda: self.engine.version
         m.gauges["recfuse_model_batches"] = lambda: self.batcher.batches
         m.gauges["recfuse_model_batched_requests"] = lambda: self.batcher.jobs
+        m.gauges["recfuse_user_cache_hits"] = lambda: self.engine.cache_hits
+        m.gauges["recfuse_user_cache_misses"] = lambda: self.engine.cache_misses
         if config.preload_text and self.engine.text_vectors is not None:
             threading.Thread(target=text_encoder, name="recfuse-text-preload", daemon=True).start()
 
@@ -227,7 +230,7 @@ class Service:
     def reload(self, model_dir: str | None) -> Engine:
         path = Path(model_dir) if model_dir else Path(self.engine.path)
         with self._reload_lock:
-            engine = Engine(Bundle.load(path), path, version=self.engine.version + 1)
+            engine = Engine(Bundle.load(path), path, version=self.engine.version + 1, cache_size=self.config.user_cache)
             self._replay_items(engine)
             self.engine = engine  # one reference swap: in-flight jobs finish on the engine they started with
         self.metrics.inc("recfuse_model_reloads_total")
@@ -431,8 +434,8 @@ def create_app(config: ServeConfig) -> FastAPI:
 
     # -------------------------------------------------------------- recommendations
     async def _rank(service: Service, engine: Engine, hist: Snapshot, k: int, exclude: bool, explain: bool,
-                    now: float | None) -> dict[str, Any]:
-        job = Job(hist, k, exclude, explain, now, engine)
+                    now: float | None, user: str | None = None) -> dict[str, Any]:
+        job = Job(hist, k, exclude, explain, now, engine, user)
         return await asyncio.wrap_future(service.batcher.submit(job))
 
     @app.get("/v1/users/{user_id}/recommendations", dependencies=[Depends(require_api)],
@@ -450,7 +453,7 @@ def create_app(config: ServeConfig) -> FastAPI:
         if hist is None or len(hist) == 0:
             body = _popular(service, engine, k, set(), explain, "no history for this user yet: most popular items")
             return JSONResponse({"user_id": user_id, "history_length": 0, "model_version": engine.version, **body})
-        res = await _rank(service, engine, hist, k, exclude_seen, explain, time.time())
+        res = await _rank(service, engine, hist, k, exclude_seen, explain, time.time(), user_id)
         return JSONResponse({
             "user_id": user_id, "history_length": len(hist), "model_version": engine.version, "cold_start": False,
             "gate": res["gate"], "items": _ranked(engine, res, explain),

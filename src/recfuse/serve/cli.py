@@ -18,6 +18,7 @@ def serve(
     max_batch: Annotated[int, typer.Option("--max-batch", min=1, max=1024, help="Most concurrent recommendation requests scored in one forward pass.")] = 64,
     max_wait_ms: Annotated[float, typer.Option("--max-wait-ms", min=0.0, help="How long the batcher waits for more requests after the first (0: only what is queued).")] = 0.0,
     switch_interval_ms: Annotated[float, typer.Option("--switch-interval-ms", min=0.01, help="Python's GIL switch interval: how soon the HTTP event loop gets the interpreter back from the scoring thread (Python's default: 5).")] = 5.0,
+    user_cache: Annotated[int, typer.Option("--user-cache", min=0, help="User vectors kept between requests, keyed by the user's event count and the log2 bucket of time since their last event (0: recompute every request).")] = 100_000,
     no_seed: Annotated[bool, typer.Option("--no-seed", help="Do not load the model's training log into an empty store.")] = False,
     no_text_preload: Annotated[bool, typer.Option("--no-text-preload", help="Load the text encoder on first use instead of at start.")] = False,
     log_level: Annotated[str, typer.Option("--log-level", help="uvicorn log level: critical, error, warning, info, debug.")] = "info",
@@ -44,7 +45,7 @@ def serve(
         raise typer.BadParameter(str(e), param_hint="--db") from None
     config = ServeConfig(
         model_dir=model, db=db, table_prefix=table_prefix, threads=threads, max_batch=max_batch,
-        max_wait_ms=max_wait_ms, switch_interval_ms=switch_interval_ms, seed=not no_seed, preload_text=not no_text_preload,
+        max_wait_ms=max_wait_ms, switch_interval_ms=switch_interval_ms, user_cache=user_cache, seed=not no_seed, preload_text=not no_text_preload,
     )
     uvicorn.run(create_app(config), host=host, port=port, log_level=log_level, access_log=False)
 

@@ -20,6 +20,7 @@ import itertools
 import queue
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ import torch
 from recfuse.bundle import Bundle
 from recfuse.data.dataset import IdMap
 from recfuse.data.split import Queries
+from recfuse.models.fusion import gap_bucket
 from recfuse.serve.state import Snapshot
 from recfuse.serve.store import ItemRecord
 
@@ -78,6 +80,7 @@ class Job:
     explain: bool
     now: float | None  # request time (None: the history has no timestamps)
     engine: Engine
+    user: str | None = None  # a known user's id: their vector may come from the engine's cache
     future: Future[dict[str, Any]] = field(default_factory=Future)
 
 
@@ -94,8 +97,15 @@ class Engine:
         A number the service increments at each reload.
     """
 
-    def __init__(self, bundle: Bundle, path: str | Path, version: int = 1) -> None:
+    def __init__(self, bundle: Bundle, path: str | Path, version: int = 1, cache_size: int = 100_000) -> None:
         self.bundle = bundle
+        # User vectors and gates of known users, keyed by (user, events in their history, request-gap
+        # bucket): a user who has done nothing new since the last request, at the same log2 bucket of
+        # time since their last event, gets the same vector, so the forward pass is skipped.  Cleared
+        # whenever the item table changes (add_items); a reload builds a new engine.
+        self.cache_size = cache_size
+        self._cache: OrderedDict[tuple[str, int, int], tuple[torch.Tensor, float]] = OrderedDict()
+        self.cache_hits = self.cache_misses = 0
         self.model = bundle.model
         self.path = str(path)
         self.version = version
@@ -129,6 +139,7 @@ class Engine:
         else:
             vectors = None
         self._unit = None if vectors is None else torch.nn.functional.normalize(vectors.float(), dim=1)
+        self._cache.clear()
 
     @property
     def n_items(self) -> int:
@@ -165,6 +176,13 @@ class Engine:
         model: Any = self.model
         if not self.fast:
             return torch.from_numpy(model.score(q)), None
+        user, gate = self.user_vectors(q)
+        return (user @ self._content[1:].T).float(), gate
+
+    @torch.inference_mode()
+    def user_vectors(self, q: Queries) -> tuple[torch.Tensor, np.ndarray]:
+        """Fusion models: user vectors ``(B, D)`` and gates ``(B,)`` at request time."""
+        model: Any = self.model
         mod = model.module
         # The model's own input builder (gap, rating and request-time buckets), then its modules;
         # only the content part comes from the cached table.
@@ -177,8 +195,43 @@ class Engine:
         if keep < L:
             x = {**x, **{name: x[name][:, L - keep :] for name in ("hist", "gap", "rate")}}
         parts = {"content": self._content[x["hist"]], "rating": mod.rate_emb(x["rate"]), "recency": mod.gap_emb(x["gap"])}
-        user, gate = mod.fuse(parts, x["hist"], mod.now_emb(x["now"]))  # (B, T, D), (B, T)
-        return (user[:, -1] @ self._content[1:].T).float(), gate[:, -1].float().cpu().numpy()
+        user, gate = mod.fuse(parts, x["hist"], mod.now_emb(x["now"]), last_only=True)  # (B, 1, D), (B, 1)
+        return user[:, -1], gate[:, -1].float().cpu().numpy()
+
+    def _cache_key(self, job: Job) -> tuple[str, int, int] | None:
+        h = job.history
+        if not self.fast or self.cache_size <= 0 or job.user is None or h.version < 0:
+            return None
+        gap = 0 if job.now is None or not len(h) else int(gap_bucket(np.array([job.now - h.timestamps[-1]]))[0])
+        return (job.user, h.version, gap)
+
+    @torch.inference_mode()
+    def _cached_scores(self, jobs: Sequence[Job]) -> tuple[torch.Tensor, np.ndarray | None, Queries]:
+        """Scores and gates for ``jobs``, the forward pass run only for users not in the cache."""
+        q = self._queries(jobs)
+        if not self.fast:
+            scores, gates = self.scores(q)
+            return scores, gates, q
+        keys = [self._cache_key(j) for j in jobs]
+        found = [None if k is None else self._cache.get(k) for k in keys]
+        miss = [b for b, f in enumerate(found) if f is None]
+        self.cache_hits += len(jobs) - len(miss)
+        self.cache_misses += len(miss)
+        vecs: list[torch.Tensor] = [f[0] if f is not None else None for f in found]  # type: ignore[misc]
+        gates = np.array([f[1] if f is not None else np.nan for f in found], np.float32)
+        if miss:
+            users, g = self.user_vectors(q if len(miss) == len(jobs) else q.take(np.array(miss)))
+            for row, b in enumerate(miss):
+                vecs[b], gates[b] = users[row], g[row]
+                key = keys[b]
+                if key is not None:
+                    self._cache[key] = (users[row].clone(), float(g[row]))
+        for k in keys:
+            if k is not None:
+                self._cache.move_to_end(k)
+        while len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
+        return (torch.stack(vecs) @ self._content[1:].T).float(), gates, q
 
     def run(self, jobs: Sequence[Job]) -> list[dict[str, Any]]:
         """Answer jobs of one kind (all timed or all untimed), in one or two forward passes.
@@ -202,10 +255,9 @@ class Engine:
 
     def _run(self, jobs: Sequence[Job]) -> list[dict[str, Any]]:
         with self.lock:
-            q = self._queries(jobs)
             kmax = min(max(j.k for j in jobs), self.n_items)
             with torch.inference_mode():
-                scores, gates = self.scores(q)
+                scores, gates, q = self._cached_scores(jobs)
                 for b, job in enumerate(jobs):
                     if job.exclude and len(job.history):
                         scores[b, torch.from_numpy(job.history.items)] = -torch.inf

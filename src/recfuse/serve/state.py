@@ -51,6 +51,7 @@ class Snapshot:
     items: np.ndarray  # int64 item indices
     timestamps: np.ndarray  # float64 seconds
     ratings: np.ndarray  # float32, NaN = none
+    version: int = -1  # events the user had in the live state when taken (they only grow); -1: not from it
 
     def __len__(self) -> int:
         return len(self.items)
@@ -119,8 +120,8 @@ class LiveState:
             ratings = np.array(h.ratings, np.float32)
         keep = idx >= 0
         if not keep.all():
-            return Snapshot(idx[keep], ts[keep], ratings[keep])
-        return Snapshot(idx, ts, ratings)
+            return Snapshot(idx[keep], ts[keep], ratings[keep], n)
+        return Snapshot(idx, ts, ratings, n)
 
     def popular(self, k: int, exclude: set[str] | None = None) -> list[str]:
         """The ``k`` most frequent items in the store, ``exclude`` left out."""
