@@ -52,3 +52,10 @@ $R benchmark --dataset ml-100k --split temporal-events --models als,sasrec,fusio
 $R benchmark --dataset amazon-beauty --models sasrec,fusion --seeds 3 --no-tune \
   --set sasrec.dropout=0.5 --set sasrec.attn_dropout=0.5 --set sasrec.batch_size=256 \
   --set fusion.dropout=0.5 --set fusion.attn_dropout=0.5 --set fusion.batch_size=256 --out $OUT/beauty-fusion --quiet
+# 10. Speed: the chunked catalogue softmax, epoch times, and the service under load with and
+#     without the user-vector cache (model: seed 0 of row 6, saved under models/bench/fusion).
+$PY benchmarks/ce_speed.py
+$PY benchmarks/epoch_time.py sasrec
+$PY benchmarks/epoch_time.py fusion
+$PY benchmarks/serve_load.py --model models/bench/fusion --seconds 10 --out $OUT/serve-load-cache
+$PY benchmarks/serve_load.py --model models/bench/fusion --seconds 10 --user-cache 0 --out $OUT/serve-load-nocache
