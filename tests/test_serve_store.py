@@ -62,12 +62,18 @@ def test_bad_database_url_is_a_clear_error() -> None:
         EventStore("mysql://x@localhost/db")
 
 
-def test_engine_scores_like_the_model_and_batches_agree_with_single_requests(genre_model: Path) -> None:
-    bundle = Bundle.load(genre_model)
-    engine = Engine(bundle, genre_model)
+def _engine_and_state(model_dir: Path) -> tuple[Bundle, Engine, LiveState]:
+    """The model directory loaded as the service does: an engine and every user's history in memory."""
+    bundle = Bundle.load(model_dir)
     state = LiveState()
     ev = bundle.events
     state.add(zip(ev["user_id"], ev["item_id"], ev["timestamp"], ev["rating"], strict=True))
+    return bundle, Engine(bundle, model_dir), state
+
+
+def test_engine_scores_like_the_model_and_batches_agree_with_single_requests(genre_model: Path) -> None:
+    bundle, engine, state = _engine_and_state(genre_model)
+    ev = bundle.events
     users = [f"u{i}" for i in range(12)]
     now = float(ev["timestamp"].max()) + 3600
     snaps = [state.snapshot(u, engine.items, engine.token) for u in users]
@@ -111,11 +117,8 @@ def test_live_state_keeps_time_order_and_translates_per_id_map() -> None:
 
 
 def test_engine_caches_user_vectors_until_the_history_or_the_item_table_changes(genre_model: Path) -> None:
-    bundle = Bundle.load(genre_model)
-    engine = Engine(bundle, genre_model)
-    state = LiveState()
+    bundle, engine, state = _engine_and_state(genre_model)
     ev = bundle.events
-    state.add(zip(ev["user_id"], ev["item_id"], ev["timestamp"], ev["rating"], strict=True))
     now = float(ev["timestamp"].max()) + 3600
 
     def ask(user: str, at: float = now) -> dict:

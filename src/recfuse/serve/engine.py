@@ -7,7 +7,9 @@ reuses the model's own modules (``embed`` parts, ``fuse``) but looks item
 content vectors up in a table computed once per model version instead of
 re-projecting every history item's text on each request; it gives the same
 scores as ``Fusion.recommend`` (tests/test_serve_engine.py checks that) and
-the gate from the same forward pass.
+the gate from the same forward pass.  Known users' vectors and gates are
+cached between requests (keyed by user, event count and request-gap bucket),
+so a repeat request with nothing new skips the forward pass.
 
 :class:`Batcher` runs requests on one worker thread: whatever is queued when
 the worker becomes free forms the next batch (up to ``max_batch``), so a
