@@ -19,7 +19,7 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 
 demo: env
 	OPENBLAS_NUM_THREADS=1 $(VENV)/bin/recfuse benchmark --dataset ml-100k --models pop,itemknn,als,bpr,sasrec,fusion \
-	  --seeds 1 --set sasrec.max_seconds=150 --set fusion.max_seconds=210 --out results/demo --save-models models/demo
+	  --seeds 1 --set sasrec.max_seconds=150 --set fusion.max_seconds=270 --out results/demo --save-models models/demo
 	$(VENV)/bin/recfuse explain --model models/demo/fusion --user 196
 
 test: env
