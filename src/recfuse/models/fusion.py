@@ -375,7 +375,7 @@ class Fusion(SequentialRecommender):
         if bool(unseen.any()):
             bias = torch.zeros(len(unseen), dtype=fused.dtype, device=fused.device).masked_fill(unseen, float("-inf"))
         loss = softmax_cross_entropy(torch.cat(rows), self.item_vectors(), torch.cat(targets), torch.cat(weights), bias)
-        loss = loss / len(labels)
+        loss = loss / max(len(labels), 1)
         if module.text is not None:
             # Teach the text -> ID map on the warm items (the ID table itself is not moved by it).
             warm = module.warm

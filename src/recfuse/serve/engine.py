@@ -173,15 +173,6 @@ class Engine:
         )
 
     @torch.inference_mode()
-    def scores(self, q: Queries) -> tuple[torch.Tensor, np.ndarray | None]:
-        """Scores ``(B, n_items)`` and gates ``(B,)`` (``None`` for models without a gate)."""
-        model: Any = self.model
-        if not self.fast:
-            return torch.from_numpy(model.score(q)), None
-        user, gate = self.user_vectors(q)
-        return (user @ self._content[1:].T).float(), gate
-
-    @torch.inference_mode()
     def user_vectors(self, q: Queries) -> tuple[torch.Tensor, np.ndarray]:
         """Fusion models: user vectors ``(B, D)`` and gates ``(B,)`` at request time."""
         model: Any = self.model
@@ -209,11 +200,11 @@ class Engine:
 
     @torch.inference_mode()
     def _cached_scores(self, jobs: Sequence[Job]) -> tuple[torch.Tensor, np.ndarray | None, Queries]:
-        """Scores and gates for ``jobs``, the forward pass run only for users not in the cache."""
+        """Scores ``(B, n_items)`` and gates ``(B,)`` (``None`` for models without a gate) for
+        ``jobs``; the fusion forward pass runs only for users not in the cache."""
         q = self._queries(jobs)
         if not self.fast:
-            scores, gates = self.scores(q)
-            return scores, gates, q
+            return torch.from_numpy(self.model.score(q)), None, q
         keys = [self._cache_key(j) for j in jobs]
         found = [None if k is None else self._cache.get(k) for k in keys]
         miss = [b for b, f in enumerate(found) if f is None]
