@@ -146,3 +146,36 @@ def test_engine_caches_user_vectors_until_the_history_or_the_item_table_changes(
     assert snap is not None
     res = plain.run([Job(snap, 10, True, False, now + 60, plain, "u0")])[0]
     assert res["items"] == after["items"] and plain.cache_hits == 0
+
+
+def test_try_cached_answers_a_repeat_like_the_batcher_and_never_waits_for_the_engine(genre_model: Path) -> None:
+    import threading
+
+    bundle, engine, state = _engine_and_state(genre_model)
+    now = float(bundle.events["timestamp"].max()) + 3600
+    snap = state.snapshot("u1", engine.items, engine.token)
+    assert snap is not None
+    job = lambda explain=False: Job(snap, 10, True, explain, now, engine, "u1")
+    assert engine.try_cached(job()) is None  # nothing cached yet: the caller goes to the batcher
+    ran = engine.run([job()])[0]
+    hit = engine.try_cached(job())
+    assert hit is not None and hit["items"] == ran["items"] and hit["gate"] == pytest.approx(ran["gate"])
+    np.testing.assert_allclose(hit["scores"], ran["scores"], rtol=1e-6)
+    assert not set(hit["items"]) & set(snap.items.tolist())  # seen items still left out
+    assert (engine.cache_hits, engine.cache_misses) == (1, 1)
+    assert engine.try_cached(job(explain=True)) is None  # explanations need the backward pass
+    # While another thread holds the engine (a batch, an item update), the fast path steps aside.
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with engine.lock:
+            held.set()
+            release.wait(10)
+
+    t = threading.Thread(target=hold)
+    t.start()
+    held.wait(10)
+    assert engine.try_cached(job()) is None
+    release.set()
+    t.join()
+    assert engine.try_cached(job()) is not None

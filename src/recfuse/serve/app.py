@@ -436,6 +436,9 @@ def create_app(config: ServeConfig) -> FastAPI:
     async def _rank(service: Service, engine: Engine, hist: Snapshot, k: int, exclude: bool, explain: bool,
                     now: float | None, user: str | None = None) -> dict[str, Any]:
         job = Job(hist, k, exclude, explain, now, engine, user)
+        hit = engine.try_cached(job)  # a known user with nothing new: answered here, no thread hand-off
+        if hit is not None:
+            return hit
         return await asyncio.wrap_future(service.batcher.submit(job))
 
     @app.get("/v1/users/{user_id}/recommendations", dependencies=[Depends(require_api)],

@@ -226,6 +226,29 @@ class Engine:
             self._cache.popitem(last=False)
         return (torch.stack(vecs) @ self._content[1:].T).float(), gates, q
 
+    def try_cached(self, job: Job) -> dict[str, Any] | None:
+        """The answer to ``job`` straight from the user cache, or ``None`` (a miss, an explanation,
+        or the engine busy with a batch or an item update).
+
+        Made for the HTTP event loop: a hit costs one ``(D,) x (D, n_items)`` product and a top-k,
+        far less than handing the request to the batcher thread and back (two thread switches
+        under the GIL), and it never waits for the engine's lock.
+        """
+        key = None if job.explain else self._cache_key(job)
+        if key is None or not self.lock.acquire(blocking=False):
+            return None
+        try:
+            found = self._cache.get(key)
+            if found is None:
+                return None
+            self._cache.move_to_end(key)
+            self.cache_hits += 1
+            with torch.inference_mode():
+                scores = (found[0][None] @ self._content[1:].T).float()  # (1, n_items)
+            return self._answers([job], scores, np.array([found[1]], np.float32), None)[0]
+        finally:
+            self.lock.release()
+
     def run(self, jobs: Sequence[Job]) -> list[dict[str, Any]]:
         """Answer jobs of one kind (all timed or all untimed), in one or two forward passes.
 
@@ -248,27 +271,36 @@ class Engine:
 
     def _run(self, jobs: Sequence[Job]) -> list[dict[str, Any]]:
         with self.lock:
-            kmax = min(max(j.k for j in jobs), self.n_items)
             with torch.inference_mode():
                 scores, gates, q = self._cached_scores(jobs)
-                for b, job in enumerate(jobs):
-                    if job.exclude and len(job.history):
-                        scores[b, torch.from_numpy(job.history.items)] = -torch.inf
-                vals, idx = torch.topk(scores, kmax, dim=1)
-            vals_np, idx_np = vals.numpy(), idx.numpy()
-            out = []
+            return self._answers(jobs, scores, gates, q)
+
+    def _answers(
+        self, jobs: Sequence[Job], scores: torch.Tensor, gates: np.ndarray | None, q: Queries | None
+    ) -> list[dict[str, Any]]:
+        """Top-k of ``scores`` ``(B, n_items)`` per job, seen items left out where asked, explained
+        where asked (``q``: the jobs' queries, needed only then).  Called with the lock held."""
+        kmax = min(max(j.k for j in jobs), self.n_items)
+        with torch.inference_mode():
             for b, job in enumerate(jobs):
-                n = min(job.k, kmax)
-                finite = np.isfinite(vals_np[b, :n])
-                res: dict[str, Any] = {
-                    "items": [int(i) for i in idx_np[b, :n][finite]],
-                    "scores": [float(v) for v in vals_np[b, :n][finite]],
-                    "gate": None if gates is None else float(gates[b]),
-                }
-                if job.explain and self.explains:
-                    res["explanations"] = self.explain(q.take(np.array([b])), n, job.exclude)
-                out.append(res)
-            return out
+                if job.exclude and len(job.history):
+                    scores[b, torch.from_numpy(job.history.items)] = -torch.inf
+            vals, idx = torch.topk(scores, kmax, dim=1)
+        vals_np, idx_np = vals.numpy(), idx.numpy()
+        out = []
+        for b, job in enumerate(jobs):
+            n = min(job.k, kmax)
+            finite = np.isfinite(vals_np[b, :n])
+            res: dict[str, Any] = {
+                "items": idx_np[b, :n][finite].tolist(),
+                "scores": vals_np[b, :n][finite].astype(np.float64).tolist(),
+                "gate": None if gates is None else float(gates[b]),
+            }
+            if job.explain and self.explains:
+                assert q is not None
+                res["explanations"] = self.explain(q.take(np.array([b])), n, job.exclude)
+            out.append(res)
+        return out
 
     def explain(self, q: Queries, k: int, exclude: bool) -> dict[str, Any]:
         """The model's explanation for one query (items with history contributions and dimensions)."""
