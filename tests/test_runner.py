@@ -297,3 +297,19 @@ def test_save_models_writes_loadable_model_directories(tmp_path) -> None:  # typ
 
     fresh = MODELS["itemknn"]().fit(leave_one_out(data).train)
     np.testing.assert_array_equal(bundle.model.recommend(q, 5)[0], fresh.recommend(q, 5)[0])
+
+
+def test_jobs_runs_fits_in_worker_processes_with_the_same_figures(data: Interactions, tmp_path: Path) -> None:
+    """--jobs 2: (model, seed) fits in spawned workers give the sequential run's figures, in seed order,
+    and hooks such as --save-models still get every fitted model (sent back to this process)."""
+    over = {"sasrec": {"epochs": 2, "embedding_size": 16, "device": "cpu"}}
+    kw: dict[str, Any] = {"seeds": 2, "ks": (10,), "tune": False, "overrides": over, "progress": False}
+    one = run_benchmark(data, ["pop", "sasrec"], **kw)
+    two = run_benchmark(data, ["pop", "sasrec"], jobs=2, save_models=tmp_path, **kw)
+    for m in ("pop", "sasrec"):
+        np.testing.assert_allclose(two["models"][m]["metrics"]["ndcg@10"]["per_seed"],
+                                   one["models"][m]["metrics"]["ndcg@10"]["per_seed"], atol=1e-3)
+    assert two["models"]["sasrec"]["best_epoch"] == one["models"]["sasrec"]["best_epoch"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pop", "sasrec"]  # seed 0 of each, saved here
+    with pytest.raises(ValueError, match="jobs must be at least 1"):
+        run_benchmark(data, ["pop"], seeds=1, jobs=0, progress=False)

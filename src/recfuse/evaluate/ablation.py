@@ -99,8 +99,10 @@ def run_ablation(
     console: Console | None = None,
     cold_items: float = 0.0,
     cold_seed: int = COLD_ITEMS_SEED,
+    jobs: int = 1,
 ) -> dict[str, Any]:
-    """Run the ablation and return its ``results.json`` dict.
+    """Run the ablation and return its ``results.json`` dict (``jobs``: fits side by side, as in
+    :func:`~recfuse.evaluate.runner.run_benchmark`).
 
     The dict is a benchmark results dict (``docs/results-json.md``) keyed by
     variant label, with ``reference = "full"``, plus ``ablation`` (the rows:
@@ -128,7 +130,7 @@ def run_ablation(
     results = run_variants(
         data, variants, seeds, split=split, ks=ks, mask_history=mask_history, tune=False, reference=REFERENCE,
         progress=progress, console=console, cold_items=cold_items, cold_seed=cold_seed, after_fit=after_fit,
-        title="ablation",
+        title="ablation", jobs=jobs,
     )
     models = results["models"]
     metric = models[REFERENCE]["significance"]["metric"] if models[REFERENCE]["significance"] else "ndcg@10"

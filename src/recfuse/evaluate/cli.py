@@ -107,6 +107,12 @@ def parse_overrides(items: list[str], models: list[str]) -> dict[str, dict[str, 
     return out
 
 
+JOBS_HELP = (
+    "Fits (model x seed) run side by side in this many worker processes, each with cores/JOBS torch threads; "
+    "1 = one after another in this process."
+)
+
+
 def _load_dataset(name_or_path: str) -> Any:
     """The dataset, through the registry (imported here: it is optional at import time)."""
     from recfuse.data.registry import load_dataset
@@ -163,6 +169,9 @@ def benchmark(
         typer.Option("--save-models", help="Write each model's seed-0 fit as a model directory under this folder "
                      "(for recfuse explain / recfuse serve)."),
     ] = None,
+    jobs: Annotated[
+        int, typer.Option("--jobs", "-j", min=1, help=JOBS_HELP)
+    ] = 1,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or per-run lines.")] = False,
 ) -> None:
     """Tune on valid, fit every model for every seed, and report test metrics with significance."""
@@ -201,7 +210,7 @@ def benchmark(
     results = run_benchmark(
         data, names, seeds, split=split, ks=cutoffs, mask_history=mask_history, tune=tune, overrides=overrides,
         reference=reference, progress=not quiet, console=Console(stderr=True), cold_items=cold_items,
-        cold_seed=cold_items_seed, save_models=save_models,
+        cold_seed=cold_items_seed, save_models=save_models, jobs=jobs,
     )
     paths = write_report(results, out_dir)
     print_leaderboard(results, stdout)
@@ -271,6 +280,9 @@ def ablate(
         typer.Option("--cold-items", min=0.0, max=0.99,
                      help="Run under the cold-start item protocol (share of items held out, e.g. 0.1); 0 = off."),
     ] = 0.0,
+    jobs: Annotated[
+        int, typer.Option("--jobs", "-j", min=1, help=JOBS_HELP)
+    ] = 1,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or per-run lines.")] = False,
 ) -> None:
     """Ablate the fusion model: the full model against itself with one part switched off.
@@ -321,7 +333,7 @@ def ablate(
     stdout = Console()
     results = run_ablation(
         data, seeds, names, params, split=split, ks=cutoffs, progress=not quiet, console=Console(stderr=True),
-        cold_items=cold_items,
+        cold_items=cold_items, jobs=jobs,
     )
     paths = write_ablation_report(results, out_dir)
     print_ablation(results, stdout)

@@ -321,6 +321,39 @@ def _check_models(models: Sequence[str]) -> None:
         raise ValueError("no models to run")
 
 
+# ------------------------------------------------------------------ parallel fits
+# Worker-process state for ``jobs > 1``: the split is sent once per worker (initializer), not per fit.
+_WORKER_SPLIT: Split | None = None
+
+
+def _worker_init(sp: Split, threads: int) -> None:
+    global _WORKER_SPLIT
+    import torch
+
+    _WORKER_SPLIT = sp
+    torch.set_num_threads(threads)
+
+
+def _worker_fit(
+    model: str, params: dict[str, Any], seed: int, ks: tuple[int, ...], mask_history: bool, keep_model: bool
+) -> tuple[SeedRun, Recommender | None]:
+    """One (variant, seed) fit in a worker; the fitted model comes back only when a hook needs it."""
+    assert _WORKER_SPLIT is not None, "worker not initialised"
+    kept: list[Recommender] = []
+    run = fit_and_evaluate(model, params, seed, _WORKER_SPLIT, ks, mask_history, quiet=True,
+                           after_fit=kept.append if keep_model else None)
+    return run, kept[0] if kept else None
+
+
+def worker_threads(jobs: int, cpus: int | None = None) -> int:
+    """Torch threads per worker when ``jobs`` fits share the machine's cores.
+
+    >>> worker_threads(2, cpus=2), worker_threads(3, cpus=16), worker_threads(8, cpus=2)
+    (1, 5, 1)
+    """
+    return max(1, (cpus or os.cpu_count() or 1) // max(jobs, 1))
+
+
 def run_benchmark(
     data: Interactions,
     models: list[str],
@@ -336,6 +369,7 @@ def run_benchmark(
     cold_items: float = 0.0,
     cold_seed: int = COLD_ITEMS_SEED,
     save_models: str | Path | None = None,
+    jobs: int = 1,
 ) -> dict[str, Any]:
     """Run the benchmark and return the ``results.json`` dict.
 
@@ -374,6 +408,11 @@ def run_benchmark(
         A folder: each model's seed-0 fit is written there as a model
         directory (:class:`recfuse.bundle.Bundle`, what ``recfuse explain``
         and ``recfuse serve`` load), one sub-folder per model.
+    jobs
+        Fits run side by side in this many worker processes (each with
+        ``cores // jobs`` torch threads); 1 runs them one after another here.
+        Tuning grids always run here, first.  Seeds fix every fit, so the
+        figures do not depend on ``jobs`` beyond float summation order.
 
     Returns
     -------
@@ -410,7 +449,7 @@ def run_benchmark(
 
     return run_variants(
         data, variants, seeds, split=split, ks=ks, mask_history=mask_history, tune=tune, reference=reference,
-        progress=progress, console=console, cold_items=cold_items, cold_seed=cold_seed, after_fit=hook,
+        progress=progress, console=console, cold_items=cold_items, cold_seed=cold_seed, after_fit=hook, jobs=jobs,
     )
 
 
@@ -429,6 +468,7 @@ def run_variants(
     cold_seed: int = COLD_ITEMS_SEED,
     after_fit: Callable[[Variant, int, Split, Recommender], None] | None = None,
     title: str = "benchmark",
+    jobs: int = 1,
 ) -> dict[str, Any]:
     """Run labelled variants under one protocol and return the ``results.json`` dict (keyed by label).
 
@@ -437,7 +477,9 @@ def run_variants(
     grid), ``reference`` is a label.  ``after_fit(variant, seed, split,
     model)`` is called with every fitted model once it has been evaluated;
     ``split`` is the one the models saw (cold-start protocol applied).
-    ``title`` names the progress bar.
+    ``title`` names the progress bar.  ``jobs > 1`` runs the fits in worker
+    processes (see :func:`run_benchmark`); ``after_fit`` still runs here, on
+    the fitted model each worker sends back.
 
     Examples
     --------
@@ -464,6 +506,8 @@ def run_variants(
         raise ValueError(f"reference {reference!r} is not among the models {names}")
     if not 0 <= cold_items < 1:
         raise ValueError(f"cold_items must be in [0, 1), got {cold_items}")
+    if jobs < 1:
+        raise ValueError(f"jobs must be at least 1, got {jobs}")
     for v in variants:
         if "seed" in v.params:
             raise ValueError(f"{v.label}.seed: seeds are set by the runner (0..seeds-1), not overridden")
@@ -501,18 +545,43 @@ def run_variants(
                 say(f"{m}: chose {config_key(chosen[m])}")
             else:
                 chosen[m], tuning[m] = dict(v.params), {"grid": {}, f"valid_{metric}": {}}
-            runs[m] = []
-            for seed in range(seeds):
-                bar.update(task, description=f"{m}: seed {seed}")
+
+        def done(v: Variant, seed: int, run: SeedRun) -> None:
+            bar.advance(task)
+            say(
+                f"{v.label} seed {seed}: valid {metric} {run.valid.mean()[metric]:.4f}  "
+                f"test {metric} {run.test.mean()[metric]:.4f}  fit {run.seconds:.1f}s"
+            )
+
+        fits = [(v, seed) for v in variants for seed in range(seeds)]
+        got: dict[tuple[str, int], SeedRun] = {}
+        if jobs == 1 or len(fits) == 1:
+            for v, seed in fits:
+                bar.update(task, description=f"{v.label}: seed {seed}")
                 hook = None if after_fit is None else functools.partial(after_fit, v, seed, sp)
-                run = fit_and_evaluate(v.model, chosen[m], seed, sp, ks, mask_history, quiet=not progress,
-                                       after_fit=hook)
-                runs[m].append(run)
-                bar.advance(task)
-                say(
-                    f"{m} seed {seed}: valid {metric} {run.valid.mean()[metric]:.4f}  "
-                    f"test {metric} {run.test.mean()[metric]:.4f}  fit {run.seconds:.1f}s"
-                )
+                got[v.label, seed] = fit_and_evaluate(v.model, chosen[v.label], seed, sp, ks, mask_history,
+                                                      quiet=not progress, after_fit=hook)
+                done(v, seed, got[v.label, seed])
+        else:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor, as_completed
+
+            n = min(jobs, len(fits))
+            bar.update(task, description=f"{len(fits)} fits in {n} processes")
+            # spawn: a fork of a process that has used Polars' or torch's thread pools can deadlock.
+            with ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_init,
+                                     initargs=(sp, worker_threads(n))) as pool:
+                futures = {pool.submit(_worker_fit, v.model, chosen[v.label], seed, ks, mask_history,
+                                       after_fit is not None): (v, seed) for v, seed in fits}
+                for fut in as_completed(futures):
+                    v, seed = futures[fut]
+                    run, fitted = fut.result()
+                    if after_fit is not None and fitted is not None:
+                        after_fit(v, seed, sp, fitted)
+                    got[v.label, seed] = run
+                    done(v, seed, run)
+        for v in variants:
+            runs[v.label] = [got[v.label, seed] for seed in range(seeds)]
 
     valid_score = {m: float(np.mean([r.valid.mean()[metric] for r in runs[m]])) for m in names}
     ref = reference if reference is not None else _best(names, valid_score)
