@@ -30,7 +30,7 @@ $R benchmark --dataset ml-100k --models als,sasrec,fusion --seeds 5 --no-tune --
   --set als.reg=0.01 --out $OUT/ml-100k-fusion --save-models models/bench --quiet
 # 6b. The same comparison with early-stopping patience 20 for both (two weak fusion seeds of row 6
 #     stopped at epochs 25 and 30): one process per (model, seed), 1 thread each, two side by side.
-P20=$OUT/ml-100k-fusion-p20
+P20=$OUT/ml-100k-fusion-p20-s5
 for s in 0 1 2 3 4; do echo "fusion $s"; echo "sasrec $s"; done | OMP_NUM_THREADS=1 xargs -P 2 -L 1 \
   sh -c '"$0" benchmarks/seed_runs.py fit "$2" "$3" --set patience=20 --out "$1"' $PY $P20
 $PY benchmarks/seed_runs.py compare fusion sasrec --out $P20
@@ -39,16 +39,24 @@ $PY benchmarks/seed_runs.py compare fusion sasrec --out $P20
 $R benchmark --dataset ml-100k --models pop,sasrec,fusion --seeds 1 --no-tune --cold-items 0.1 \
   --out $OUT/ml-100k-cold --quiet
 $PY benchmarks/cold_warm_check.py --model fusion --seeds 1 --out $OUT/ml-100k-cold/warm_all_items_seen.json
+#    ... 3 seeds with 5 % ID dropout, patience 20 (session 5), against the warm-target figure of
+#    row 6b's fusion fits (every item seen; no new fits: their stored per-user metrics).
+$R benchmark --dataset ml-100k --models pop,fusion --seeds 3 --no-tune --cold-items 0.1 \
+  --set fusion.id_dropout=0.05 --set fusion.patience=20 --jobs 2 --out $OUT/ml-100k-cold-iddrop05-s3 --quiet
+$PY benchmarks/cold_warm_check.py --model fusion --seeds 3 --from-runs $P20 \
+  --out $OUT/ml-100k-cold-iddrop05-s3/warm_all_items_seen.json
 #    ... and with ID dropout (20 % of items trained through their text-predicted ID part).
 $R benchmark --dataset ml-100k --models fusion --seeds 1 --no-tune --cold-items 0.1 --set fusion.id_dropout=0.2 \
   --out $OUT/ml-100k-cold-iddrop --quiet
 # 8. Ablations of the fusion model, and the gate against the time since the previous event.
-$R ablate --dataset ml-100k --seeds 3 --out $OUT/ml-100k-ablation --quiet
+$R ablate --dataset ml-100k --seeds 3 --variants no_text,long_only,short_only,fixed_gate,no_time \
+  --set patience=20 --jobs 2 --out $OUT/ml-100k-ablation-p20 --quiet
 # 9. Global temporal split and Amazon Beauty (no text, no timestamps) for the fusion model.
 $R benchmark --dataset ml-100k --split temporal --models als,sasrec,fusion --seeds 3 --no-tune \
   --set als.embedding_size=32 --set als.reg=0.01 --out $OUT/ml-100k-temporal-fusion --quiet
 $R benchmark --dataset ml-100k --split temporal-events --models als,sasrec,fusion --seeds 3 --no-tune \
-  --set als.embedding_size=32 --set als.reg=0.01 --out $OUT/ml-100k-temporal-events --quiet
+  --set als.embedding_size=32 --set als.reg=0.01 --set sasrec.patience=20 --set fusion.patience=20 --jobs 2 \
+  --out $OUT/ml-100k-temporal-events --quiet
 $R benchmark --dataset amazon-beauty --models sasrec,fusion --seeds 3 --no-tune \
   --set sasrec.dropout=0.5 --set sasrec.attn_dropout=0.5 --set sasrec.batch_size=256 \
   --set fusion.dropout=0.5 --set fusion.attn_dropout=0.5 --set fusion.batch_size=256 --out $OUT/beauty-fusion --quiet
@@ -59,3 +67,8 @@ $PY benchmarks/epoch_time.py sasrec
 $PY benchmarks/epoch_time.py fusion
 $PY benchmarks/serve_load.py --model models/bench/fusion --seconds 10 --out $OUT/serve-load-cache
 $PY benchmarks/serve_load.py --model models/bench/fusion --seconds 10 --user-cache 0 --out $OUT/serve-load-nocache
+#     Session 5 (repeat requests answered on the event loop): the demo's fusion model, 3 runs each.
+for r in 1 2 3; do
+  $PY benchmarks/serve_load.py --model models/demo/fusion --seconds 10 --out $OUT/serve-load-s5/cache-$r
+  $PY benchmarks/serve_load.py --model models/demo/fusion --seconds 10 --user-cache 0 --out $OUT/serve-load-s5/nocache-$r
+done
