@@ -1,0 +1,75 @@
+"""Where does the fusion model win?  Test NDCG@10 by the time since the user's previous event.
+
+Reads the per-user test metrics that ``benchmarks/seed_runs.py`` stored
+(``MODEL-seedN.npz``, leave-one-out on ml-100k), averages each user over the
+seeds both models have, and splits the users by the gap between their last
+history event and the test event (the "time since last activity" the fusion
+gate reads):
+
+    python benchmarks/gap_slices.py fusion sasrec --runs benchmarks/results/ml-100k-fusion-p20-s5
+
+``--model DIR`` (a fusion model directory) adds, per slice, that model's mean
+gate and its NDCG@10 with the request time hidden (the gap bucket set to
+"unknown"), i.e. what the time-since-last-event signal is worth there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+
+from recfuse.data.registry import load_dataset
+from recfuse.data.split import leave_one_out
+
+SLICES = [(0, 60, "under 1 min"), (60, 3600, "1 min - 1 h"), (3600, 86400, "1 h - 1 day"), (86400, np.inf, "over 1 day")]
+
+
+def per_user(runs: Path, model: str) -> np.ndarray:
+    files = sorted(runs.glob(f"{model}-seed*.npz"))
+    if not files:
+        raise SystemExit(f"{runs}: no {model}-seed*.npz (run benchmarks/seed_runs.py fit {model} SEED --out {runs})")
+    return np.mean([np.load(f, allow_pickle=False)["ndcg@10"] for f in files], axis=0)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("model_a")
+    ap.add_argument("model_b")
+    ap.add_argument("--runs", type=Path, required=True, help="seed_runs.py output folder")
+    ap.add_argument("--dataset", default="ml-100k")
+    ap.add_argument("--model", type=Path, default=None, help="a fusion model directory: gate and hidden-time NDCG")
+    args = ap.parse_args()
+
+    split = leave_one_out(load_dataset(args.dataset))
+    q = split.test.queries
+    last = q.timestamps[q.indptr[1:] - 1]
+    gap = q.time - last  # (n_users,) seconds from the last history event to the test event
+    a, b = per_user(args.runs, args.model_a), per_user(args.runs, args.model_b)
+    extra: dict[str, np.ndarray] = {}
+    if args.model is not None:
+        from recfuse.bundle import Bundle
+        from recfuse.evaluate.protocol import evaluate
+
+        m = Bundle.load(args.model).model
+        hidden = dataclasses.replace(split.test, queries=dataclasses.replace(q, time=np.full(len(q), np.nan)))
+        extra = {"gate": m.gates(q), "ndcg": evaluate(m, split.test, split.train).per_query["ndcg@10"],
+                 "ndcg_hidden": evaluate(m, hidden, split.train).per_query["ndcg@10"]}
+    head = f"| gap to the test event | users | {args.model_a} | {args.model_b} | ratio |"
+    if extra:
+        head += f" {args.model.name}: gate | NDCG@10 | NDCG@10, time hidden |"
+    print(head)
+    print("|" + "---|" * (head.count("|") - 1))
+    for lo, hi, name in SLICES:
+        k = (gap >= lo) & (gap < hi)
+        row = f"| {name} | {int(k.sum())} | {a[k].mean():.4f} | {b[k].mean():.4f} | {a[k].mean() / b[k].mean():.2f} |"
+        if extra:
+            row += f" {extra['gate'][k].mean():.2f} | {extra['ndcg'][k].mean():.4f} | {extra['ndcg_hidden'][k].mean():.4f} |"
+        print(row)
+    print(f"| all | {len(gap)} | {a.mean():.4f} | {b.mean():.4f} | {a.mean() / b.mean():.3f} |")
+
+
+if __name__ == "__main__":
+    main()
