@@ -9,7 +9,9 @@ re-projecting every history item's text on each request; it gives the same
 scores as ``Fusion.recommend`` (tests/test_serve_engine.py checks that) and
 the gate from the same forward pass.  Known users' vectors and gates are
 cached between requests (keyed by user, event count and request-gap bucket),
-so a repeat request with nothing new skips the forward pass.
+so a repeat request with nothing new skips the forward pass; the HTTP route
+answers such a hit on its event loop (:meth:`Engine.try_cached`) without
+queueing it for the batcher.
 
 :class:`Batcher` runs requests on one worker thread: whatever is queued when
 the worker becomes free forms the next batch (up to ``max_batch``), so a
