@@ -51,6 +51,8 @@ $R benchmark --dataset ml-100k --models fusion --seeds 1 --no-tune --cold-items 
 # 8. Ablations of the fusion model, and the gate against the time since the previous event.
 $R ablate --dataset ml-100k --seeds 3 --variants no_text,long_only,short_only,fixed_gate,no_time \
   --set patience=20 --jobs 2 --out $OUT/ml-100k-ablation-p20 --quiet
+$R ablate --dataset ml-100k --split temporal-events --seeds 3 --variants short_only --set patience=20 --jobs 2 \
+  --out $OUT/ml-100k-temporal-events-ablation --quiet
 # 9. Global temporal split and Amazon Beauty (no text, no timestamps) for the fusion model.
 $R benchmark --dataset ml-100k --split temporal --models als,sasrec,fusion --seeds 3 --no-tune \
   --set als.embedding_size=32 --set als.reg=0.01 --out $OUT/ml-100k-temporal-fusion --quiet
