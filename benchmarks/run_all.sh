@@ -56,9 +56,9 @@ $R ablate --dataset ml-100k --split temporal-events --seeds 3 --variants short_o
 # 9. Global temporal split and Amazon Beauty (no text, no timestamps) for the fusion model.
 $R benchmark --dataset ml-100k --split temporal --models als,sasrec,fusion --seeds 3 --no-tune \
   --set als.embedding_size=32 --set als.reg=0.01 --out $OUT/ml-100k-temporal-fusion --quiet
-$R benchmark --dataset ml-100k --split temporal-events --models als,sasrec,fusion --seeds 3 --no-tune \
+$R benchmark --dataset ml-100k --split temporal-events --models als,sasrec,fusion --seeds 5 --no-tune \
   --set als.embedding_size=32 --set als.reg=0.01 --set sasrec.patience=20 --set fusion.patience=20 --jobs 2 \
-  --out $OUT/ml-100k-temporal-events --quiet
+  --out $OUT/ml-100k-temporal-events-s5 --quiet
 $R benchmark --dataset amazon-beauty --models sasrec,fusion --seeds 3 --no-tune \
   --set sasrec.dropout=0.5 --set sasrec.attn_dropout=0.5 --set sasrec.batch_size=256 \
   --set fusion.dropout=0.5 --set fusion.attn_dropout=0.5 --set fusion.batch_size=256 --out $OUT/beauty-fusion --quiet
