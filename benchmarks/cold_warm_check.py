@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from seed_runs import load_runs  # this folder is on sys.path when run as a script
 
 from recfuse.data.registry import load_dataset
 from recfuse.data.split import COLD_ITEMS_SEED, cold_target_mask, hold_out_items, leave_one_out, select_targets
@@ -30,21 +31,22 @@ from recfuse.models import MODELS
 
 
 def from_runs(folder: str, model: str, seeds: int, users: np.ndarray, warm_rows: np.ndarray) -> list[dict]:
-    """Warm-target figures from ``seed_runs.py``'s stored per-user test metrics."""
+    """Warm-target figures from ``seed_runs.py``'s stored per-user test metrics (seeds 0..seeds-1)."""
+    runs = load_runs(Path(folder), model)
     rows = []
     for seed in range(seeds):
-        stem = Path(folder) / f"{model}-seed{seed}"
-        per = np.load(stem.with_suffix(".npz"), allow_pickle=False)
+        if seed not in runs:
+            raise SystemExit(f"{folder}: no {model}-seed{seed} (benchmarks/seed_runs.py fit {model} {seed} --out {folder})")
+        info, per = runs[seed]
         if not np.array_equal(per["user"], users):
-            raise SystemExit(f"{stem}.npz: its test users differ from this split's; not the same protocol")
-        info = json.loads(stem.with_suffix(".json").read_text())
+            raise SystemExit(f"{folder}/{model}-seed{seed}.npz: its test users differ from this split's; not the same protocol")
         fi = info.get("fit_info", {})
         row = {"seed": seed, "ndcg@10": float(per["ndcg@10"][warm_rows].mean()),
                "hit@10": float(per["hit@10"][warm_rows].mean()), "all_test_ndcg@10": float(per["ndcg@10"].mean()),
                "fit_seconds": info.get("wall_seconds"), "best_epoch": fi.get("best_epoch"),
                "seconds_to_best_epoch": fi.get("seconds_to_best_epoch"), "best_valid_ndcg@10": info["valid"]["ndcg@10"],
                "params": info.get("params")}
-        print(f"{model} seed {seed} (from {stem}.npz), all items seen in training: warm-target test queries "
+        print(f"{model} seed {seed} (stored run), all items seen in training: warm-target test queries "
               f"({len(warm_rows)}) NDCG@10 {row['ndcg@10']:.4f}, HR@10 {row['hit@10']:.4f}; whole test NDCG@10 "
               f"{row['all_test_ndcg@10']:.4f}", flush=True)
         rows.append(row)
@@ -65,10 +67,8 @@ def main() -> None:
     base = leave_one_out(load_dataset(args.dataset))
     cold = hold_out_items(base, args.cold_items, COLD_ITEMS_SEED)
     warm_test, warm_rows = select_targets(base.test, ~cold_target_mask(cold))
-    rows = []
-    if args.from_runs:
-        rows = from_runs(args.from_runs, args.model, args.seeds, base.test.queries.user, warm_rows)
-    for seed in range(0 if args.from_runs else args.seeds):
+    rows = from_runs(args.from_runs, args.model, args.seeds, base.test.queries.user, warm_rows) if args.from_runs else []
+    for seed in range(0 if args.from_runs else args.seeds):  # fit here only without --from-runs
         started = time.perf_counter()
         model = MODELS[args.model](seed=seed, progress=False).fit(base.train, base.valid)
         seconds = time.perf_counter() - started

@@ -20,6 +20,7 @@ import dataclasses
 from pathlib import Path
 
 import numpy as np
+from seed_runs import load_runs  # this folder is on sys.path when run as a script
 
 from recfuse.data.registry import load_dataset
 from recfuse.data.split import leave_one_out
@@ -27,11 +28,13 @@ from recfuse.data.split import leave_one_out
 SLICES = [(0, 60, "under 1 min"), (60, 3600, "1 min - 1 h"), (3600, 86400, "1 h - 1 day"), (86400, np.inf, "over 1 day")]
 
 
-def per_user(runs: Path, model: str) -> np.ndarray:
-    files = sorted(runs.glob(f"{model}-seed*.npz"))
-    if not files:
-        raise SystemExit(f"{runs}: no {model}-seed*.npz (run benchmarks/seed_runs.py fit {model} SEED --out {runs})")
-    return np.mean([np.load(f, allow_pickle=False)["ndcg@10"] for f in files], axis=0)
+def per_user(runs: Path, a: str, b: str) -> tuple[np.ndarray, np.ndarray]:
+    """Each model's per-user test NDCG@10, averaged over the seeds both have."""
+    ra, rb = load_runs(runs, a), load_runs(runs, b)
+    seeds = sorted(set(ra) & set(rb))
+    if not seeds:
+        raise SystemExit(f"{runs}: no seed that both {a} and {b} have (benchmarks/seed_runs.py fit MODEL SEED --out {runs})")
+    return tuple(np.mean([r[s][1]["ndcg@10"] for s in seeds], axis=0) for r in (ra, rb))  # type: ignore[return-value]
 
 
 def main() -> None:
@@ -47,7 +50,7 @@ def main() -> None:
     q = split.test.queries
     last = q.timestamps[q.indptr[1:] - 1]
     gap = q.time - last  # (n_users,) seconds from the last history event to the test event
-    a, b = per_user(args.runs, args.model_a), per_user(args.runs, args.model_b)
+    a, b = per_user(args.runs, args.model_a, args.model_b)
     extra: dict[str, np.ndarray] = {}
     if args.model is not None:
         from recfuse.bundle import Bundle

@@ -64,17 +64,19 @@ def _plain(info: dict | None) -> dict:
     return {k: v for k, v in (info or {}).items() if k != "history"}
 
 
+def load_runs(out: Path, model: str) -> dict[int, tuple[dict, dict]]:
+    """``{seed: (info json, per-user test metrics)}`` of what ``fit`` stored for ``model`` under ``out``."""
+    runs = {}
+    for js in sorted(Path(out).glob(f"{model}-seed*.json")):
+        info = json.loads(js.read_text())
+        runs[info["seed"]] = (info, dict(np.load(js.with_suffix(".npz"), allow_pickle=False)))
+    return runs
+
+
 def compare(a: str, b: str, out: Path) -> None:
     from recfuse.evaluate.significance import paired_test
 
-    def load(m: str) -> dict[int, tuple[dict, dict]]:
-        runs = {}
-        for js in sorted(out.glob(f"{m}-seed*.json")):
-            info = json.loads(js.read_text())
-            runs[info["seed"]] = (info, dict(np.load(js.with_suffix(".npz"))))
-        return runs
-
-    ra, rb = load(a), load(b)
+    ra, rb = load_runs(out, a), load_runs(out, b)
     seeds = sorted(set(ra) & set(rb))
     if not seeds:
         raise SystemExit(f"no seed that both {a} and {b} have under {out}")
