@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
+import torch
 
 from recfuse.data.dataset import Interactions
 from recfuse.data.split import Queries, leave_one_out
@@ -101,6 +102,15 @@ def test_gate_is_a_share_that_moves_with_the_inputs() -> None:
     assert last[0].shape[1] == 1
     np.testing.assert_allclose(last[0][:, -1].detach().numpy(), full[0][:, -1].detach().numpy(), atol=1e-6)
     np.testing.assert_allclose(last[1][:, -1].detach().numpy(), full[1][:, -1].detach().numpy(), atol=1e-6)
+
+    # The inputs come with the padding the whole batch shares dropped: padded back to
+    # long_len + max_len columns, the model gives the same user vectors and gates.
+    L = SMALL["long_len"] + SMALL["max_len"]
+    assert x["hist"].shape[1] < L
+    pad = lambda t: torch.nn.functional.pad(t, (L - t.shape[1], 0))
+    wide = model.module(pad(x["hist"]), pad(x["gap"]), pad(x["rate"]), x["now"], last_only=True)
+    np.testing.assert_allclose(wide[0].detach().numpy(), last[0].detach().numpy(), atol=1e-6)
+    np.testing.assert_allclose(wide[1].detach().numpy(), last[1].detach().numpy(), atol=1e-6)
 
 
 @pytest.fixture(scope="module")

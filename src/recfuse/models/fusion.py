@@ -102,6 +102,26 @@ def rating_bucket(z: np.ndarray) -> np.ndarray:
     return np.where(np.isnan(z), 0, out).astype(np.int64)
 
 
+def trim_padding(x: dict[str, np.ndarray], window: int) -> dict[str, np.ndarray]:
+    """Drop the left-padding columns that every row of a batch has, keeping ``window`` positions.
+
+    Padding is masked out everywhere in the model, so the scores do not change;
+    the work does (most histories are far shorter than ``long_len + max_len``).
+
+    >>> x = {"hist": np.array([[0, 0, 0, 5, 6], [0, 0, 7, 8, 9]]), "now": np.zeros((2, 2))}
+    >>> {k: v.shape for k, v in trim_padding(x, 2).items()}
+    {'hist': (2, 3), 'now': (2, 2)}
+    """
+    hist = x["hist"]
+    L = hist.shape[1]
+    real = (hist > 0).any(axis=0)
+    first = int(real.argmax()) if real.any() else L
+    start = min(first, L - window)
+    if start <= 0:
+        return x
+    return {k: (v[:, start:] if v.shape[1] == L else v) for k, v in x.items()}
+
+
 def running_z(rating: np.ndarray, indptr: np.ndarray, floor: float) -> np.ndarray:
     """Each rating against the user's mean and std *so far* (that event included).
 
@@ -336,8 +356,8 @@ class Fusion(SequentialRecommender):
             labels[b, T - n_in :] = train.item[s + 1 : e]
         # The request time is sometimes unknown (bucket 0, e.g. an offline explanation): practise it.
         now[self._rng.random(now.shape) < 0.05] = 0
-        to = lambda a: torch.from_numpy(a).to(self.device)
-        return {"hist": to(hist), "gap": to(gap), "rate": to(rate), "now": to(now), "labels": to(labels)}
+        x = trim_padding({"hist": hist, "gap": gap, "rate": rate, "now": now, "labels": labels}, T)
+        return {k: torch.from_numpy(v).to(self.device) for k, v in x.items()}
 
     def hidden(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.module(batch["hist"], batch["gap"], batch["rate"], batch["now"])[0]  # (B, T, D)
@@ -417,8 +437,8 @@ class Fusion(SequentialRecommender):
             if ratings is not None:
                 r = np.asarray(ratings[lo:hi], np.float64)
                 rate[b, L - n :] = rating_bucket(running_z(r, np.array([0, len(r)]), floor))[-n:]
-        to = lambda a: torch.from_numpy(a).to(self.device)
-        return {"hist": to(hist), "gap": to(gap), "rate": to(rate), "now": to(now)}
+        x = trim_padding({"hist": hist, "gap": gap, "rate": rate, "now": now}, T)
+        return {k: torch.from_numpy(v).to(self.device) for k, v in x.items()}
 
     @torch.no_grad()
     def user_vectors(self, queries: Queries) -> torch.Tensor:

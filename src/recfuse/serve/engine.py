@@ -179,16 +179,10 @@ class Engine:
         """Fusion models: user vectors ``(B, D)`` and gates ``(B,)`` at request time."""
         model: Any = self.model
         mod = model.module
-        # The model's own input builder (gap, rating and request-time buckets), then its modules;
+        # The model's own input builder (gap, rating and request-time buckets; left padding that the
+        # whole batch shares is already dropped), then its modules;
         # only the content part comes from the cached table.
         x = model._query_inputs(q)
-        # Left padding beyond the longest history in this batch is masked out everywhere in the model,
-        # so dropping it gives the same scores for a fraction of the work (most users are far shorter
-        # than long_len + max_len).  The short window keeps its max_len positions.
-        T, L = x["now"].shape[1], x["hist"].shape[1]
-        keep = max(T, min(L, int(q.lengths().max(initial=0))))
-        if keep < L:
-            x = {**x, **{name: x[name][:, L - keep :] for name in ("hist", "gap", "rate")}}
         parts = {"content": self._content[x["hist"]], "rating": mod.rate_emb(x["rate"]), "recency": mod.gap_emb(x["gap"])}
         user, gate = mod.fuse(parts, x["hist"], mod.now_emb(x["now"]), last_only=True)  # (B, 1, D), (B, 1)
         return user[:, -1], gate[:, -1].float().cpu().numpy()
