@@ -34,6 +34,8 @@ class TrainConfig(ModelConfig):
     learning_rate: float = 1e-3
     weight_decay: float = 0.0
     patience: int = 10  # epochs without a better valid NDCG@10 before stopping
+    lr_decay: float = 1.0  # on a plateau, multiply the learning rate by this (1 = constant rate)
+    decay_after: int = 5  # epochs without a better valid NDCG@10 (or since the last decay) before each decay
     eval_every: int = 1
     max_seconds: float = 0.0  # 0 = no wall-clock limit
     device: str = "auto"  # "auto" picks CUDA when available
@@ -96,6 +98,9 @@ class Trainer:
         dtype = resolve_precision(c.precision, device)
         opt = torch.optim.Adam(model.module.parameters(), lr=c.learning_rate, weight_decay=c.weight_decay)
         best_metric, best_epoch, best_state = -np.inf, 0, None
+        if not 0.0 < c.lr_decay <= 1.0:
+            raise ValueError(f"lr_decay must be in (0, 1], got {c.lr_decay}")
+        lr, decayed_at = c.learning_rate, 0
         history: list[dict[str, float]] = []
         started = time.perf_counter()
         progress = _progress(c.progress)
@@ -116,7 +121,7 @@ class Trainer:
                     opt.step()
                     total += float(loss.detach())
                     n += 1
-                row = {"epoch": epoch, "loss": total / max(n, 1)}
+                row = {"epoch": epoch, "loss": total / max(n, 1), "lr": lr}
                 stop = False
                 if valid is not None and (epoch % c.eval_every == 0 or epoch == c.epochs):
                     model.module.eval()
@@ -128,6 +133,11 @@ class Trainer:
                         best_state = copy.deepcopy(model.module.state_dict())
                     elif epoch - best_epoch >= c.patience:
                         stop = True
+                    elif c.lr_decay < 1.0 and epoch - max(best_epoch, decayed_at) >= c.decay_after:
+                        # Reduce on plateau: a high rate finds the basin fast, a lower one settles in it.
+                        lr, decayed_at = lr * c.lr_decay, epoch
+                        for group in opt.param_groups:
+                            group["lr"] = lr
                 history.append(row)
                 if progress and task is not None:
                     desc = f"{name} loss {row['loss']:.4f}"
