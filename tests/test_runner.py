@@ -313,3 +313,20 @@ def test_jobs_runs_fits_in_worker_processes_with_the_same_figures(data: Interact
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pop", "sasrec"]  # seed 0 of each, saved here
     with pytest.raises(ValueError, match="jobs must be at least 1"):
         run_benchmark(data, ["pop"], seeds=1, jobs=0, progress=False)
+
+
+def test_jobs_show_the_epochs_of_worker_fits(data: Interactions) -> None:
+    """Fits in worker processes report their epochs to the parent's console (a line every 10
+    epochs when it is not a terminal, e.g. a log file)."""
+    import io
+
+    from rich.console import Console
+
+    out = io.StringIO()
+    over = {"sasrec": {"epochs": 10, "patience": 10, "embedding_size": 16, "device": "cpu"}}
+    run_benchmark(data, ["sasrec"], seeds=2, ks=(10,), tune=False, overrides=over, jobs=2,
+                  console=Console(file=out, width=200), progress=True)
+    text = out.getvalue()
+    for seed in (0, 1):
+        assert f"sasrec seed {seed} epoch 10: loss " in text
+    assert "valid ndcg@10" in text

@@ -35,6 +35,8 @@ import dataclasses
 import functools
 import importlib.metadata
 import itertools
+import logging
+import logging.handlers
 import os
 import platform
 import time
@@ -326,12 +328,45 @@ def _check_models(models: Sequence[str]) -> None:
 _WORKER_SPLIT: Split | None = None
 
 
-def _worker_init(sp: Split, threads: int) -> None:
+def _worker_init(sp: Split, threads: int, epochs: Any = None) -> None:
+    """Keep the split for this worker's fits; send the trainer's epoch records to ``epochs`` (a queue)."""
     global _WORKER_SPLIT
     import torch
 
     _WORKER_SPLIT = sp
     torch.set_num_threads(threads)
+    if epochs is not None:
+        train_log = logging.getLogger("recfuse.train")
+        train_log.addHandler(logging.handlers.QueueHandler(epochs))
+        train_log.setLevel(logging.INFO)
+        train_log.propagate = False
+
+
+class _EpochProgress(logging.Handler):
+    """Shows the epoch records of worker fits in the parent: a progress row per busy worker on a
+    terminal; elsewhere (a log file) a line every ``every`` epochs."""
+
+    def __init__(self, bar: Progress, say: Callable[..., None], every: int = 10) -> None:
+        super().__init__()
+        self.bar, self.say, self.every = bar, say, every
+        self.tasks: dict[int | None, Any] = {}  # worker pid -> its progress row
+
+    def emit(self, record: logging.LogRecord) -> None:
+        fit, row = getattr(record, "fit", None), getattr(record, "row", None)
+        if fit is None:
+            return
+        worker = record.process
+        if getattr(record, "done", False) or row is None:
+            if worker in self.tasks:
+                self.bar.remove_task(self.tasks.pop(worker))
+            return
+        label = record.getMessage()  # "fusion seed 0 epoch 12: loss ... valid ndcg@10 ... (best ... @ ...)"
+        if self.bar.console.is_terminal:
+            if worker not in self.tasks:
+                self.tasks[worker] = self.bar.add_task(label, total=getattr(record, "epochs", None))
+            self.bar.update(self.tasks[worker], completed=row["epoch"], description=f"  {label}")
+        elif row["epoch"] % self.every == 0:
+            self.say(f"[dim]  {label}[/dim]")
 
 
 def _worker_fit(
@@ -569,17 +604,27 @@ def run_variants(
             n = min(jobs, len(fits))
             bar.update(task, description=f"{len(fits)} fits in {n} processes")
             # spawn: a fork of a process that has used Polars' or torch's thread pools can deadlock.
-            with ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_init,
-                                     initargs=(sp, worker_threads(n))) as pool:
-                futures = {pool.submit(_worker_fit, v.model, chosen[v.label], seed, ks, mask_history,
-                                       after_fit is not None): (v, seed) for v, seed in fits}
-                for fut in as_completed(futures):
-                    v, seed = futures[fut]
-                    run, fitted = fut.result()
-                    if after_fit is not None and fitted is not None:
-                        after_fit(v, seed, sp, fitted)
-                    got[v.label, seed] = run
-                    done(v, seed, run)
+            ctx = multiprocessing.get_context("spawn")
+            epochs = ctx.Queue() if progress else None
+            shown = _EpochProgress(bar, say)
+            listener = logging.handlers.QueueListener(epochs, shown) if epochs is not None else None
+            if listener is not None:
+                listener.start()
+            try:
+                with ProcessPoolExecutor(n, mp_context=ctx, initializer=_worker_init,
+                                         initargs=(sp, worker_threads(n), epochs)) as pool:
+                    futures = {pool.submit(_worker_fit, v.model, chosen[v.label], seed, ks, mask_history,
+                                           after_fit is not None): (v, seed) for v, seed in fits}
+                    for fut in as_completed(futures):
+                        v, seed = futures[fut]
+                        run, fitted = fut.result()
+                        if after_fit is not None and fitted is not None:
+                            after_fit(v, seed, sp, fitted)
+                        got[v.label, seed] = run
+                        done(v, seed, run)
+            finally:
+                if listener is not None:
+                    listener.stop()
         for v in variants:
             runs[v.label] = [got[v.label, seed] for seed in range(seeds)]
 

@@ -9,6 +9,7 @@ the end, so a fitted model is always its best-on-valid self.
 from __future__ import annotations
 
 import copy
+import logging
 import random
 import time
 from collections.abc import Iterator
@@ -23,6 +24,11 @@ from recfuse.config import ModelConfig
 
 if TYPE_CHECKING:
     from recfuse.data.split import EvalSet
+
+# One record per epoch (fields ``fit`` = (name, seed), ``row``, ``best`` = (metric, epoch), ``epochs``) and
+# one with ``done`` at the end, so fits in worker processes can show their progress in the parent
+# (`recfuse benchmark --jobs N`).
+log = logging.getLogger("recfuse.train")
 
 
 @dataclass
@@ -139,11 +145,13 @@ class Trainer:
                         for group in opt.param_groups:
                             group["lr"] = lr
                 history.append(row)
+                stats = f"loss {row['loss']:.4f}"
+                if "valid_ndcg@10" in row:
+                    stats += f" valid ndcg@10 {row['valid_ndcg@10']:.4f} (best {best_metric:.4f} @ {best_epoch})"
                 if progress and task is not None:
-                    desc = f"{name} loss {row['loss']:.4f}"
-                    if "valid_ndcg@10" in row:
-                        desc += f" valid ndcg@10 {row['valid_ndcg@10']:.4f} (best {best_metric:.4f} @ {best_epoch})"
-                    progress.update(task, advance=1, description=desc)
+                    progress.update(task, advance=1, description=f"{name} {stats}")
+                log.info("%s seed %d epoch %d: %s", name, c.seed, epoch, stats,
+                         extra={"fit": (name, c.seed), "row": row, "best": (best_metric, best_epoch), "epochs": c.epochs})
                 if c.max_seconds and time.perf_counter() - started > c.max_seconds:
                     stop = True
                 if stop:
@@ -151,6 +159,7 @@ class Trainer:
         finally:
             if progress:
                 progress.stop()
+            log.info("%s seed %d: done", name, c.seed, extra={"fit": (name, c.seed), "done": True})
         elapsed = time.perf_counter() - started
         if best_state is not None:
             model.module.load_state_dict(best_state)
