@@ -109,7 +109,8 @@ def parse_overrides(items: list[str], models: list[str]) -> dict[str, dict[str, 
 
 JOBS_HELP = (
     "Fits (model x seed) run side by side in this many worker processes, each with cores/JOBS torch threads; "
-    "1 = one after another in this process."
+    "1 = one after another in this process. Each worker's epochs show in a progress row "
+    "(a line every 10 epochs when the output is not a terminal)."
 )
 
 
