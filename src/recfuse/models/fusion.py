@@ -75,6 +75,7 @@ class FusionConfig(SASRecConfig):
     id_dropout: float = 0.0  # share of items trained with their text part alone (cold-start practice)
     aux_loss: float = 0.5  # weight of each branch's own softmax loss (keeps both branches useful to the gate)
     aux_share: float = 0.25  # share of positions those branch losses are computed on (they cost a softmax each)
+    long_dropout: float = 0.0  # dropout on the long-term attention weights and output (0: as measured on ml-100k)
 
     def __post_init__(self) -> None:
         if self.gate not in GATES:
@@ -189,6 +190,7 @@ class FusionModule(nn.Module):
         self.k = nn.Linear(d, d)
         self.v = nn.Linear(d, d)
         self.ln_long = nn.LayerNorm(d)
+        self.long_drop = Dropout(c.long_dropout)
         self.gate = nn.Sequential(nn.Linear(3 * d, d), nn.GELU(), nn.Linear(d, 1))
 
     # ---------------------------------------------------------------- items
@@ -247,8 +249,8 @@ class FusionModule(nn.Module):
         see = torch.cat([torch.ones(len(causal), C, dtype=torch.bool, device=dev), causal], dim=1)  # (T', L)
         see = see & (hist > 0)[:, None, :]  # (B, T', L)
         att = (query @ self.k(x).transpose(1, 2)) * (short.shape[-1] ** -0.5)  # (B, T', L)
-        att = att.masked_fill(~see, float("-inf")).softmax(dim=-1).nan_to_num(0.0)
-        long = self.ln_long(att @ self.v(x))  # (B, T', D)
+        att = self.long_drop(att.masked_fill(~see, float("-inf")).softmax(dim=-1).nan_to_num(0.0))
+        long = self.ln_long(self.long_drop(att @ self.v(x)))  # (B, T', D)
 
         if self.c.gate == "learned":
             g = torch.sigmoid(self.gate(torch.cat([short, long, now], dim=-1)))  # (B, T', 1)
