@@ -34,6 +34,11 @@ P20=$OUT/ml-100k-fusion-p20-s5
 for s in 0 1 2 3 4; do echo "fusion $s"; echo "sasrec $s"; done | OMP_NUM_THREADS=1 xargs -P 2 -L 1 \
   sh -c '"$0" benchmarks/seed_runs.py fit "$2" "$3" --set patience=20 --out "$1"' $PY $P20
 $PY benchmarks/seed_runs.py compare fusion sasrec --out $P20
+# 6c. Session 6: reduce-on-plateau learning rate for both models (seeds 0-1; worse on valid, not adopted).
+for s in 0 1; do for m in fusion sasrec; do
+  OMP_NUM_THREADS=1 $PY benchmarks/seed_runs.py fit $m $s --set patience=20 --set lr_decay=0.3 --set decay_after=5 \
+    --out $OUT/ml-100k-fusion-decay
+done; done
 # 7. Cold-start items: 10 % of items held out of training; then the warm-target figure of a
 #    fusion model that saw every item (same protocol seed), for the "within 5 %" check.
 $R benchmark --dataset ml-100k --models pop,sasrec,fusion --seeds 1 --no-tune --cold-items 0.1 \
@@ -59,9 +64,16 @@ $R benchmark --dataset ml-100k --split temporal --models als,sasrec,fusion --see
 $R benchmark --dataset ml-100k --split temporal-events --models als,sasrec,fusion --seeds 5 --no-tune \
   --set als.embedding_size=32 --set als.reg=0.01 --set sasrec.patience=20 --set fusion.patience=20 --jobs 2 \
   --out $OUT/ml-100k-temporal-events-s5 --quiet
-$R benchmark --dataset amazon-beauty --models sasrec,fusion --seeds 3 --no-tune \
-  --set sasrec.dropout=0.5 --set sasrec.attn_dropout=0.5 --set sasrec.batch_size=256 \
-  --set fusion.dropout=0.5 --set fusion.attn_dropout=0.5 --set fusion.batch_size=256 --out $OUT/beauty-fusion --quiet
+#    Beauty, session 6 on the 2-core CPU (~1 hour per fit; minutes on a GPU): fusion at SASRec's learning rate,
+#    2 seeds; SASRec seed 0 on the same machine; then the two variants tried against the fusion's stall.
+$R benchmark --dataset amazon-beauty --models fusion --seeds 2 --no-tune --set fusion.learning_rate=1e-3 \
+  --set fusion.dropout=0.5 --set fusion.attn_dropout=0.5 --set fusion.batch_size=256 --jobs 2 \
+  --out $OUT/beauty-fusion --quiet
+BEAUTY="--dataset amazon-beauty --set dropout=0.5 --set attn_dropout=0.5 --set batch_size=256"
+$PY benchmarks/seed_runs.py fit sasrec 0 $BEAUTY --out $OUT/beauty-cpu-sasrec
+$PY benchmarks/seed_runs.py fit fusion 0 $BEAUTY --set learning_rate=1e-3 --set aux_loss=0 --out $OUT/beauty-fusion-noaux
+$PY benchmarks/seed_runs.py fit fusion 0 $BEAUTY --set learning_rate=1e-3 --set long_dropout=0.5 \
+  --out $OUT/beauty-fusion-longdrop
 # 10. Speed: the chunked catalogue softmax, epoch times, and the service under load with and
 #     without the user-vector cache (model: seed 0 of row 6, saved under models/bench/fusion).
 $PY benchmarks/ce_speed.py
