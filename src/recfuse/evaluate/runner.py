@@ -606,8 +606,7 @@ def run_variants(
             # spawn: a fork of a process that has used Polars' or torch's thread pools can deadlock.
             ctx = multiprocessing.get_context("spawn")
             epochs = ctx.Queue() if progress else None
-            shown = _EpochProgress(bar, say)
-            listener = logging.handlers.QueueListener(epochs, shown) if epochs is not None else None
+            listener = logging.handlers.QueueListener(epochs, _EpochProgress(bar, say)) if epochs is not None else None
             if listener is not None:
                 listener.start()
             try:

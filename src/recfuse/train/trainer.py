@@ -25,7 +25,7 @@ from recfuse.config import ModelConfig
 if TYPE_CHECKING:
     from recfuse.data.split import EvalSet
 
-# One record per epoch (fields ``fit`` = (name, seed), ``row``, ``best`` = (metric, epoch), ``epochs``) and
+# One record per epoch (fields ``fit`` = (name, seed), ``row``, ``epochs``; the message has the best so far) and
 # one with ``done`` at the end, so fits in worker processes can show their progress in the parent
 # (`recfuse benchmark --jobs N`).
 log = logging.getLogger("recfuse.train")
@@ -151,7 +151,7 @@ class Trainer:
                 if progress and task is not None:
                     progress.update(task, advance=1, description=f"{name} {stats}")
                 log.info("%s seed %d epoch %d: %s", name, c.seed, epoch, stats,
-                         extra={"fit": (name, c.seed), "row": row, "best": (best_metric, best_epoch), "epochs": c.epochs})
+                         extra={"fit": (name, c.seed), "row": row, "epochs": c.epochs})
                 if c.max_seconds and time.perf_counter() - started > c.max_seconds:
                     stop = True
                 if stop:
