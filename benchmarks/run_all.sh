@@ -74,6 +74,13 @@ $PY benchmarks/seed_runs.py fit sasrec 0 $BEAUTY --out $OUT/beauty-cpu-sasrec
 $PY benchmarks/seed_runs.py fit fusion 0 $BEAUTY --set learning_rate=1e-3 --set aux_loss=0 --out $OUT/beauty-fusion-noaux
 $PY benchmarks/seed_runs.py fit fusion 0 $BEAUTY --set learning_rate=1e-3 --set long_dropout=0.5 \
   --out $OUT/beauty-fusion-longdrop
+#    Session 7: which branch a 30-epoch Beauty fusion model uses (the gate collapses onto the long one),
+#    then the long-term branch kept to the events older than the window (long_scope=past).
+$R train --model fusion $BEAUTY --set learning_rate=1e-3 --set epochs=30 --set patience=30 \
+  --out models/beauty-fusion-e30 --quiet
+$PY benchmarks/fusion_branches.py models/beauty-fusion-e30 --dataset amazon-beauty
+$PY benchmarks/seed_runs.py fit fusion 0 $BEAUTY --set learning_rate=1e-3 --set long_scope=past \
+  --out $OUT/beauty-fusion-past
 # 10. Speed: the chunked catalogue softmax, epoch times, and the service under load with and
 #     without the user-vector cache (model: seed 0 of row 6, saved under models/bench/fusion).
 $PY benchmarks/ce_speed.py

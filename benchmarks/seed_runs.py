@@ -73,14 +73,18 @@ def load_runs(out: Path, model: str) -> dict[int, tuple[dict, dict]]:
     return runs
 
 
-def compare(a: str, b: str, out: Path) -> None:
+def compare(a: str, b: str, out: Path, b_out: Path | None = None) -> None:
+    """Leaderboard and paired test of ``a`` (runs under ``out``) against ``b`` (under ``b_out``, default ``out``)."""
     from recfuse.evaluate.significance import paired_test
 
-    ra, rb = load_runs(out, a), load_runs(out, b)
+    ra, rb = load_runs(out, a), load_runs(b_out or out, b)
     seeds = sorted(set(ra) & set(rb))
     if not seeds:
-        raise SystemExit(f"no seed that both {a} and {b} have under {out}")
-    lines = [f"ml-100k leave-one-out, full ranking, history masked; seeds {seeds}; machine {ra[seeds[0]][0]['machine']}", ""]
+        raise SystemExit(f"no seed that both {a} ({out}) and {b} ({b_out or out}) have")
+    info = ra[seeds[0]][0]
+    where = "" if b_out is None else f"; {b} from {b_out}"
+    lines = [f"{info.get('dataset', 'ml-100k')} leave-one-out, full ranking, history masked; seeds {seeds}; "
+             f"machine {info['machine']}{where}", ""]
     lines.append("| model | NDCG@10 mean ± std | per seed | HR@10 | valid NDCG@10 | best epochs | s to best epoch (median) | params |")
     lines.append("|---|---|---|---|---|---|---|---|")
     for m, runs in ((a, ra), (b, rb)):
@@ -114,12 +118,13 @@ def main() -> None:
     c = sub.add_parser("compare", help="leaderboard and paired test of two models over their common seeds")
     c.add_argument("a")
     c.add_argument("b")
-    c.add_argument("--out", type=Path, required=True)
+    c.add_argument("--out", type=Path, required=True, help="folder of a's runs (and b's, without --b-out)")
+    c.add_argument("--b-out", type=Path, default=None, help="folder of b's runs, when it is another one")
     args = ap.parse_args()
     if args.cmd == "fit":
         fit(args.model, args.seed, args.set, args.dataset, args.out)
     else:
-        compare(args.a, args.b, args.out)
+        compare(args.a, args.b, args.out, args.b_out)
 
 
 if __name__ == "__main__":

