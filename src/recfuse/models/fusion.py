@@ -21,9 +21,11 @@ Two encoders read those events:
   older events plus the window), queried by the short-term state, so it
   pulls in the old events that matter for what the user is doing now.
   With ``long_scope="past"`` it reads only the events older than the
-  window, so the two branches never read the same events (on short
-  histories, such as Amazon Beauty's, the long branch then has nothing to
-  read and the gate learns to rely on the short-term one).
+  window, so the two branches never read the same events.  On short
+  histories (Amazon Beauty's) the long branch then has nothing to read and
+  the model is the short-term branch gated against a learned constant;
+  with "all" there, the gate collapsed onto the long branch, one attention
+  layer with little dropout (README, "The fusion model on Beauty").
 
 **Fusion**: a gate per user per step, ``g = sigmoid(MLP([s, l, now]))``,
 where ``now`` embeds the time since the user's last event at request time
