@@ -83,8 +83,9 @@ def compare(a: str, b: str, out: Path, b_out: Path | None = None) -> None:
         raise SystemExit(f"no seed that both {a} ({out}) and {b} ({b_out or out}) have")
     info = ra[seeds[0]][0]
     where = "" if b_out is None else f"; {b} from {b_out}"
-    lines = [f"{info.get('dataset', 'ml-100k')} leave-one-out, full ranking, history masked; seeds {seeds}; "
-             f"machine {info['machine']}{where}", ""]
+    head = (f"{info.get('dataset', 'ml-100k')} leave-one-out, full ranking, history masked; seeds {seeds}; "
+            f"machine {info['machine']}{where}")
+    lines = [head, ""]
     lines.append("| model | NDCG@10 mean ± std | per seed | HR@10 | valid NDCG@10 | best epochs | s to best epoch (median) | params |")
     lines.append("|---|---|---|---|---|---|---|---|")
     for m, runs in ((a, ra), (b, rb)):
