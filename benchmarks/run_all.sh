@@ -81,6 +81,11 @@ $R train --model fusion $BEAUTY --set learning_rate=1e-3 --set epochs=30 --set p
 $PY benchmarks/fusion_branches.py models/beauty-fusion-e30 --dataset amazon-beauty
 $PY benchmarks/seed_runs.py fit fusion 0 $BEAUTY --set learning_rate=1e-3 --set long_scope=past \
   --out $OUT/beauty-fusion-past
+$PY benchmarks/seed_runs.py compare fusion sasrec --out $OUT/beauty-fusion-past --b-out $OUT/beauty-cpu-sasrec
+#    ... and the same switch on ml-100k (selected on valid per dataset), with long_dropout at the short branch's rate.
+$PY benchmarks/seed_runs.py fit fusion 0 --set patience=20 --out $OUT/ml-100k-scope/all
+$PY benchmarks/seed_runs.py fit fusion 0 --set patience=20 --set long_scope=past --out $OUT/ml-100k-scope/past
+$PY benchmarks/seed_runs.py fit fusion 0 --set patience=20 --set long_dropout=0.2 --out $OUT/ml-100k-scope/longdrop02
 # 10. Speed: the chunked catalogue softmax, epoch times, and the service under load with and
 #     without the user-vector cache (model: seed 0 of row 6, saved under models/bench/fusion).
 $PY benchmarks/ce_speed.py
