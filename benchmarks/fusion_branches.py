@@ -22,6 +22,7 @@ import torch
 from recfuse.bundle import Bundle
 from recfuse.data.registry import load_dataset
 from recfuse.data.split import Queries, leave_one_out
+from recfuse.evaluate.analysis import model_gates
 from recfuse.evaluate.protocol import evaluate
 
 
@@ -60,8 +61,7 @@ def main() -> None:
         print(f"| {branch} | {v['ndcg@10']:.4f} | {v['recall@10']:.4f} | {t['ndcg@10']:.4f} | {t['recall@10']:.4f} |")
     m.user_vectors = original
     for name, es in (("valid", split.valid), ("test", split.test)):
-        g = np.concatenate([m.gates(es.queries.take(np.arange(s, min(s + 2048, len(es)))))
-                            for s in range(0, len(es), 2048)])
+        g = model_gates(m, es)
         q = np.quantile(g, [0.1, 0.5, 0.9])
         print(f"gate (short-term share) on {name}: mean {g.mean():.3f}, p10 {q[0]:.3f}, median {q[1]:.3f}, p90 {q[2]:.3f}")
 

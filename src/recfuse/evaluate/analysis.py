@@ -122,15 +122,20 @@ def gate_by_gap(gates: np.ndarray, gaps: np.ndarray) -> dict[str, Any]:
     }
 
 
-def model_gate_by_gap(model: HasGates, evalset: EvalSet | Queries, batch_size: int = 1024) -> dict[str, Any]:
-    """:func:`gate_by_gap` for a fitted model over the queries of ``evalset`` (gates computed in batches)."""
+def model_gates(model: HasGates, evalset: EvalSet | Queries, batch_size: int = 1024) -> np.ndarray:
+    """A fitted model's gate for every query of ``evalset``, ``(n,)``, computed in batches."""
     queries = evalset.queries if isinstance(evalset, EvalSet) else evalset
     parts = [
         np.asarray(model.gates(queries.take(np.arange(s, min(s + batch_size, len(queries))))), np.float64)
         for s in range(0, len(queries), batch_size)
     ]
-    gates = np.concatenate(parts) if parts else np.zeros(0)
-    return gate_by_gap(gates, request_gaps(queries))
+    return np.concatenate(parts) if parts else np.zeros(0)
+
+
+def model_gate_by_gap(model: HasGates, evalset: EvalSet | Queries, batch_size: int = 1024) -> dict[str, Any]:
+    """:func:`gate_by_gap` for a fitted model over the queries of ``evalset``."""
+    queries = evalset.queries if isinstance(evalset, EvalSet) else evalset
+    return gate_by_gap(model_gates(model, queries, batch_size), request_gaps(queries))
 
 
 def plot_gate_by_gap(result: dict[str, Any], path: str | Path, title: str = "") -> Path | None:
