@@ -86,6 +86,14 @@ $PY benchmarks/seed_runs.py compare fusion sasrec --out $OUT/beauty-fusion-past 
 $PY benchmarks/seed_runs.py fit fusion 0 --set patience=20 --out $OUT/ml-100k-scope/all
 $PY benchmarks/seed_runs.py fit fusion 0 --set patience=20 --set long_scope=past --out $OUT/ml-100k-scope/past
 $PY benchmarks/seed_runs.py fit fusion 0 --set patience=20 --set long_dropout=0.2 --out $OUT/ml-100k-scope/longdrop02
+#    Session 8: past scope with an empty long branch giving gate 1 (the short-term vector), seeds 0-1;
+#    and on ml-100k, each position also learning its 2nd and 3rd next events (future=2).
+for s in 0 1; do
+  $PY benchmarks/seed_runs.py fit fusion $s $BEAUTY --set learning_rate=1e-3 --set long_scope=past \
+    --out $OUT/beauty-fusion-past-empty
+done
+$PY benchmarks/seed_runs.py compare fusion sasrec --out $OUT/beauty-fusion-past-empty --b-out $OUT/beauty-cpu-sasrec
+$PY benchmarks/seed_runs.py fit fusion 0 --set patience=20 --set future=2 --out $OUT/ml-100k-future/f2
 # 10. Speed: the chunked catalogue softmax, epoch times, and the service under load with and
 #     without the user-vector cache (model: seed 0 of row 6, saved under models/bench/fusion).
 $PY benchmarks/ce_speed.py

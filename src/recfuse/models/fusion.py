@@ -250,10 +250,12 @@ class FusionModule(nn.Module):
         L, T = hist.shape[1], now.shape[1]
         C = L - T
         dev = hist.device
-        x = self.drop(parts["content"] + parts["rating"] + parts["recency"])  # (B, L, D)
+        e = parts["content"] + parts["rating"] + parts["recency"]  # (B, L, D)
+        x = self.drop(e)  # the long-term branch's inputs
         tokens = hist[:, C:]  # (B, T)
 
-        h = x[:, C:] + self.pos_emb(torch.arange(T, device=dev))  # (B, T, D)
+        # The short-term branch's inputs are SASRec's: window events plus positions, under their own dropout.
+        h = self.drop(e[:, C:] + self.pos_emb(torch.arange(T, device=dev)))  # (B, T, D)
         mask = attention_mask(tokens)  # (B, 1, T, T)
         for block in self.blocks:
             h = block(h, mask)
@@ -428,12 +430,12 @@ class Fusion(SequentialRecommender):
             n_pick = int(pick.sum())
             if n_pick:
                 scale = w * len(labels) / n_pick  # each branch's mean CE weighs w x the fused one's
-                # An empty long branch is a constant the gate does not use: no loss on it.
-                pick_long = pick & ~module.long_empty[real]
-                rows += [short[pick], long[pick_long]]
-                targets += [labels[pick], labels[pick_long]]
-                n_rows = n_pick + int(pick_long.sum())
-                weights += [torch.full((n_rows,), scale, dtype=fused.dtype, device=fused.device)]
+                # Where the long branch is empty the gate has no choice (the fused vector is the short
+                # one, already in the loss) and the long vector is a constant: no branch losses there.
+                pick = pick & ~module.long_empty[real]
+                rows += [short[pick], long[pick]]
+                targets += [labels[pick]] * 2
+                weights += [torch.full((2 * int(pick.sum()),), scale, dtype=fused.dtype, device=fused.device)]
         # One catalogue softmax for the fused vector and both branch samples: (N + 2M) rows.
         # Items with no training events are never a target: as negatives they would only learn
         # "never happens" through the shared text projection, which buries every cold item.
