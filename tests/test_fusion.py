@@ -305,3 +305,22 @@ def test_future_targets_are_the_events_after_the_next_one() -> None:
     assert name(batch["future"][0, :, 0].tolist()) == [*"cdefg", None]
     assert name(batch["future"][0, :, 1].tolist()) == [*"defg", None, None]
     assert "future" not in Fusion(epochs=1, **SMALL).fit(data)._window_batch(data, np.array([[0, 7]]))
+
+
+def test_drop_positions_puts_the_positions_inside_the_input_dropout() -> None:
+    """SASRec drops item + position together; ``drop_positions=False`` adds the positions after the dropout."""
+    data = Interactions.from_sequences([("u", list("abcdefg")), ("v", list("gfedcba"))])
+    for drop_positions in (False, True):
+        model = Fusion(epochs=1, **{**SMALL, "dropout": 0.5}, drop_positions=drop_positions).fit(data)
+        module = model.module
+        seen: list[torch.Tensor] = []
+        module.blocks[0].register_forward_pre_hook(lambda _, args: seen.append(args[0].detach()))
+        with torch.no_grad():
+            module.item_emb.weight.zero_()  # inputs are the positions alone
+            module.train()
+            model.hidden(model._window_batch(data, np.array([[0, 7]])))
+        pos = module.pos_emb.weight.detach()  # (max_len, D)
+        if drop_positions:
+            assert (seen[0] == 0).float().mean() > 0.3  # about half of them dropped
+        else:
+            torch.testing.assert_close(seen[0][0], pos)

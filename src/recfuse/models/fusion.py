@@ -88,6 +88,9 @@ class FusionConfig(SASRecConfig):
     # What the long-term branch reads: "all" = the older events and the window (as measured on ml-100k);
     # "past" = only the events older than the short-term window (nothing when the whole history fits in it).
     long_scope: str = "all"
+    # Positions inside the short branch's input dropout, as SASRec has them (its own dropout draw).
+    # Selected on valid per dataset (README, "The fusion model on Beauty"): False, the measured default, on ml-100k.
+    drop_positions: bool = False
     # Each position also learns the ``future`` events after the next one, each at ``future_weight``
     # x the next event's loss (0: next event only, as SASRec).
     future: int = 0
@@ -251,11 +254,14 @@ class FusionModule(nn.Module):
         C = L - T
         dev = hist.device
         e = parts["content"] + parts["rating"] + parts["recency"]  # (B, L, D)
-        x = self.drop(e)  # the long-term branch's inputs
+        x = self.drop(e)
         tokens = hist[:, C:]  # (B, T)
 
-        # The short-term branch's inputs are SASRec's: window events plus positions, under their own dropout.
-        h = self.drop(e[:, C:] + self.pos_emb(torch.arange(T, device=dev)))  # (B, T, D)
+        pos = self.pos_emb(torch.arange(T, device=dev))  # (T, D)
+        if self.c.drop_positions:
+            h = self.drop(e[:, C:] + pos)  # SASRec's input: window events and positions, their own dropout draw
+        else:
+            h = x[:, C:] + pos  # (B, T, D)
         mask = attention_mask(tokens)  # (B, 1, T, T)
         for block in self.blocks:
             h = block(h, mask)
