@@ -86,14 +86,20 @@ $PY benchmarks/seed_runs.py compare fusion sasrec --out $OUT/beauty-fusion-past 
 $PY benchmarks/seed_runs.py fit fusion 0 --set patience=20 --out $OUT/ml-100k-scope/all
 $PY benchmarks/seed_runs.py fit fusion 0 --set patience=20 --set long_scope=past --out $OUT/ml-100k-scope/past
 $PY benchmarks/seed_runs.py fit fusion 0 --set patience=20 --set long_dropout=0.2 --out $OUT/ml-100k-scope/longdrop02
-#    Session 8: past scope with an empty long branch giving gate 1 (the short-term vector), seeds 0-1;
-#    and on ml-100k, each position also learning its 2nd and 3rd next events (future=2).
-for s in 0 1; do
-  $PY benchmarks/seed_runs.py fit fusion $s $BEAUTY --set learning_rate=1e-3 --set long_scope=past \
-    --out $OUT/beauty-fusion-past-empty
-done
+#    Session 8: past scope with an empty long branch giving gate 1 (the short-term vector; measured at
+#    commit 3484c35, which still had the short branch's loss there), then with SASRec's input dropout
+#    (drop_positions); on ml-100k, future targets and drop_positions over 5 seeds.
+$PY benchmarks/seed_runs.py fit fusion 0 $BEAUTY --set learning_rate=1e-3 --set long_scope=past \
+  --out $OUT/beauty-fusion-past-empty
 $PY benchmarks/seed_runs.py compare fusion sasrec --out $OUT/beauty-fusion-past-empty --b-out $OUT/beauty-cpu-sasrec
+$PY benchmarks/seed_runs.py fit fusion 0 $BEAUTY --set learning_rate=1e-3 --set long_scope=past \
+  --set drop_positions=true --out $OUT/beauty-fusion-past-v2
+$PY benchmarks/seed_runs.py compare fusion sasrec --out $OUT/beauty-fusion-past-v2 --b-out $OUT/beauty-cpu-sasrec
 $PY benchmarks/seed_runs.py fit fusion 0 --set patience=20 --set future=2 --out $OUT/ml-100k-future/f2
+for s in 0 1 2 3 4; do
+  $PY benchmarks/seed_runs.py fit fusion $s --set patience=20 --set drop_positions=true --out $OUT/ml-100k-fusion-v3
+done
+$PY benchmarks/seed_runs.py compare fusion sasrec --out $OUT/ml-100k-fusion-v3 --b-out $OUT/ml-100k-fusion-p20-s5
 # 10. Speed: the chunked catalogue softmax, epoch times, and the service under load with and
 #     without the user-vector cache (model: seed 0 of row 6, saved under models/bench/fusion).
 $PY benchmarks/ce_speed.py

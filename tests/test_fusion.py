@@ -314,7 +314,7 @@ def test_drop_positions_puts_the_positions_inside_the_input_dropout() -> None:
         model = Fusion(epochs=1, **{**SMALL, "dropout": 0.5}, drop_positions=drop_positions).fit(data)
         module = model.module
         seen: list[torch.Tensor] = []
-        module.blocks[0].register_forward_pre_hook(lambda _, args: seen.append(args[0].detach()))
+        module.blocks[0].register_forward_pre_hook(lambda _, args, seen=seen: seen.append(args[0].detach()))
         with torch.no_grad():
             module.item_emb.weight.zero_()  # inputs are the positions alone
             module.train()
