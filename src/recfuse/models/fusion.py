@@ -395,9 +395,9 @@ class Fusion(SequentialRecommender):
             now[b, T - n_in :] = self._next[s : e - 1]
             labels[b, T - n_in :] = train.item[s + 1 : e]
             for j in range(1, K + 1):  # position i's j-th later target: event s + 1 + i + j, if the user has it
-                ev = np.arange(s + 1 + j, e + j)
-                ok = ev < train.indptr[owner[b] + 1]
-                future[b, T - n_in :, j - 1] = np.where(ok, train.item[np.minimum(ev, train.n_events - 1)], -100)
+                later = np.arange(s + 1 + j, e + j)
+                ok = later < train.indptr[owner[b] + 1]
+                future[b, T - n_in :, j - 1] = np.where(ok, train.item[np.minimum(later, train.n_events - 1)], -100)
         # The request time is sometimes unknown (bucket 0, e.g. an offline explanation): practise it.
         now[self._rng.random(now.shape) < 0.05] = 0
         x = trim_padding({"hist": hist, "gap": gap, "rate": rate, "now": now, "labels": labels}, T)
