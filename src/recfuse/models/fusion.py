@@ -385,19 +385,20 @@ class Fusion(SequentialRecommender):
         labels = np.full((len(rows), T), -100, np.int64)
         K = self.config.future
         future = np.full((len(rows), T, K), -100, np.int64)  # later targets of each position
+        order = self.event_order(train)  # tied events shuffled per epoch (shuffle_ties), else the log's order
         for b, (s, e) in enumerate(rows):
             lo = max(int(train.indptr[owner[b]]), int(s) - C)
             ev = np.arange(lo, e - 1)  # input events: older context + the window but its last event
             n_in = e - 1 - s
-            hist[b, L - len(ev) :] = train.item[ev] + 1
-            gap[b, L - len(ev) :] = self._gap[ev]
-            rate[b, L - len(ev) :] = self._rate[ev]
+            hist[b, L - len(ev) :] = train.item[order[ev]] + 1
+            gap[b, L - len(ev) :] = self._gap[ev]  # the time gaps stay with their positions
+            rate[b, L - len(ev) :] = self._rate[order[ev]]
             now[b, T - n_in :] = self._next[s : e - 1]
-            labels[b, T - n_in :] = train.item[s + 1 : e]
+            labels[b, T - n_in :] = train.item[order[s + 1 : e]]
             for j in range(1, K + 1):  # position i's j-th later target: event s + 1 + i + j, if the user has it
                 later = np.arange(s + 1 + j, e + j)
                 ok = later < train.indptr[owner[b] + 1]
-                future[b, T - n_in :, j - 1] = np.where(ok, train.item[np.minimum(later, train.n_events - 1)], -100)
+                future[b, T - n_in :, j - 1] = np.where(ok, train.item[order[np.minimum(later, train.n_events - 1)]], -100)
         # The request time is sometimes unknown (bucket 0, e.g. an offline explanation): practise it.
         now[self._rng.random(now.shape) < 0.05] = 0
         x = trim_padding({"hist": hist, "gap": gap, "rate": rate, "now": now, "labels": labels}, T)
