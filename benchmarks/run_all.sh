@@ -100,6 +100,17 @@ for s in 0 1 2 3 4; do
   $PY benchmarks/seed_runs.py fit fusion $s --set patience=20 --set drop_positions=true --out $OUT/ml-100k-fusion-v3
 done
 $PY benchmarks/seed_runs.py compare fusion sasrec --out $OUT/ml-100k-fusion-v3 --b-out $OUT/ml-100k-fusion-p20-s5
+#    Session 9: a second Beauty seed of both models (fusion as in beauty-fusion-past-v2, SASRec as in
+#    beauty-cpu-sasrec), then ml-100k with same-timestamp events shuffled each epoch (shuffle_ties).
+$PY benchmarks/seed_runs.py fit fusion 1 $BEAUTY --set learning_rate=1e-3 --set long_scope=past \
+  --set drop_positions=true --out $OUT/beauty-fusion-past-v2
+$PY benchmarks/seed_runs.py fit sasrec 1 $BEAUTY --out $OUT/beauty-cpu-sasrec
+$PY benchmarks/seed_runs.py compare fusion sasrec --out $OUT/beauty-fusion-past-v2 --b-out $OUT/beauty-cpu-sasrec
+mkdir -p $OUT/ml-100k-ties && $PY benchmarks/tie_order.py | tee $OUT/ml-100k-ties/tie_order.txt
+for s in 0 1 2; do
+  $PY benchmarks/seed_runs.py fit fusion $s --set patience=20 --set shuffle_ties=true --out $OUT/ml-100k-ties
+done
+$PY benchmarks/seed_runs.py compare fusion fusion --out $OUT/ml-100k-ties --b-out $OUT/ml-100k-fusion-p20-s5
 # 10. Speed: the chunked catalogue softmax, epoch times, and the service under load with and
 #     without the user-vector cache (model: seed 0 of row 6, saved under models/bench/fusion).
 $PY benchmarks/ce_speed.py
