@@ -106,11 +106,18 @@ $PY benchmarks/seed_runs.py fit fusion 1 $BEAUTY --set learning_rate=1e-3 --set 
   --set drop_positions=true --out $OUT/beauty-fusion-past-v2
 $PY benchmarks/seed_runs.py fit sasrec 1 $BEAUTY --out $OUT/beauty-cpu-sasrec
 $PY benchmarks/seed_runs.py compare fusion sasrec --out $OUT/beauty-fusion-past-v2 --b-out $OUT/beauty-cpu-sasrec
-mkdir -p $OUT/ml-100k-ties && $PY benchmarks/tie_order.py | tee $OUT/ml-100k-ties/tie_order.txt
-for s in 0 1 2; do
+for s in 0 1 2 3 4; do
   $PY benchmarks/seed_runs.py fit fusion $s --set patience=20 --set shuffle_ties=true --out $OUT/ml-100k-ties
 done
-$PY benchmarks/seed_runs.py compare fusion fusion --out $OUT/ml-100k-ties --b-out $OUT/ml-100k-fusion-p20-s5
+for s in 0 1 2 3 4; do
+  $PY benchmarks/seed_runs.py fit sasrec $s --set patience=20 --set shuffle_ties=true --out $OUT/ml-100k-ties
+done
+$PY benchmarks/seed_runs.py compare fusion sasrec --out $OUT/ml-100k-ties   # both shuffled
+mv $OUT/ml-100k-ties/compare_fusion_vs_sasrec.md $OUT/ml-100k-ties/compare_fusion_vs_sasrec_both_shuffled.md
+$PY benchmarks/seed_runs.py compare fusion sasrec --out $OUT/ml-100k-ties --b-out $OUT/ml-100k-fusion-p20-s5
+$PY benchmarks/tie_order.py --runs $OUT/ml-100k-ties $OUT/ml-100k-fusion-p20-s5 | tee $OUT/ml-100k-ties/tie_order.txt
+$PY benchmarks/tie_order.py --runs $OUT/ml-100k-ties $OUT/ml-100k-fusion-p20-s5 --model sasrec \
+  | tail -4 > $OUT/ml-100k-ties/tie_order_sasrec.txt
 # 10. Speed: the chunked catalogue softmax, epoch times, and the service under load with and
 #     without the user-vector cache (model: seed 0 of row 6, saved under models/bench/fusion).
 $PY benchmarks/ce_speed.py
