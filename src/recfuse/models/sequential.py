@@ -82,7 +82,7 @@ class SequentialRecommender(Recommender):
         order = rng.permutation(len(windows))
         for start in range(0, len(order), batch_size):
             rows = windows[order[start : start + batch_size]]
-            yield self._window_batch(self._train, rows)
+            yield self._window_batch(train, rows)
 
     def event_order(self, train: Interactions) -> np.ndarray:
         """This epoch's order of ``train``'s events (the log's, outside training or without ``shuffle_ties``)."""
@@ -113,8 +113,9 @@ class SequentialRecommender(Recommender):
         T = self.config.max_len
         tokens = np.zeros((len(rows), T), dtype=np.int64)
         labels = np.full((len(rows), T), -100, dtype=np.int64)
+        order = self.event_order(train)
         for b, (s, e) in enumerate(rows):
-            seq = train.item[self.event_order(train)[s:e]]
+            seq = train.item[order[s:e]]
             n = len(seq) - 1
             tokens[b, T - n :] = seq[:-1] + 1
             labels[b, T - n :] = seq[1:]
