@@ -390,9 +390,10 @@ class Fusion(SequentialRecommender):
             lo = max(int(train.indptr[owner[b]]), int(s) - C)
             ev = np.arange(lo, e - 1)  # input events: older context + the window but its last event
             n_in = e - 1 - s
-            hist[b, L - len(ev) :] = train.item[order[ev]] + 1
-            gap[b, L - len(ev) :] = self._gap[ev]  # the time gaps stay with their positions
-            rate[b, L - len(ev) :] = self._rate[order[ev]]
+            moved = order[ev]  # the events at those positions this epoch; time gaps stay with the positions
+            hist[b, L - len(ev) :] = train.item[moved] + 1
+            gap[b, L - len(ev) :] = self._gap[ev]
+            rate[b, L - len(ev) :] = self._rate[moved]
             now[b, T - n_in :] = self._next[s : e - 1]
             labels[b, T - n_in :] = train.item[order[s + 1 : e]]
             for j in range(1, K + 1):  # position i's j-th later target: event s + 1 + i + j, if the user has it
