@@ -40,10 +40,12 @@ ABLATIONS: dict[str, tuple[dict[str, Any], str]] = {
     "fixed_gate": ({"gate": "fixed"}, "fixed 50/50 fusion instead of the learned gate"),
     "no_time": ({"use_time": False}, "no timeliness features"),
     "no_rating": ({"use_rating": False}, "no rating features"),
+    # Not an ablation but an addition: the trend term is off by default (README, "The trend term").
+    "trend": ({"trend_days": 30.0}, "plus the trend term (item popularity in the 30 days before the request)"),
 }
 
 #: The parameters the rows vary; ``--set`` may not fix them (it would change what "full" means).
-SWITCHES = ("use_text", "use_time", "use_rating", "gate")
+SWITCHES = ("use_text", "use_time", "use_rating", "gate", "trend_days")
 
 
 def ablation_variants(names: Sequence[str] | None = None, params: dict[str, Any] | None = None) -> list[Variant]:
@@ -80,7 +82,7 @@ def inert_reason(label: str, data: Interactions) -> str | None:
     switch = ABLATIONS[label][0]
     if "use_text" in switch and (data.item_features is None or data.item_features.width < 2):
         return "the dataset has no item text"
-    if "use_time" in switch and data.timestamp is None:
+    if ("use_time" in switch or "trend_days" in switch) and data.timestamp is None:
         return "the dataset has no timestamps"
     if "use_rating" in switch and data.rating is None:
         return "the dataset has no ratings"

@@ -96,12 +96,21 @@ class FusionConfig(SASRecConfig):
     # x the next event's loss (0: next event only, as SASRec).
     future: int = 0
     future_weight: float = 0.5
+    # The trend dimension (item side of timeliness): what is popular *now*.  Each item's log training count in
+    # the ``trend_days`` before the request time's bucket (buckets of trend_days / 30; never the request's own
+    # bucket, so no event counts toward a request in its own day) is added to its score, scaled by a
+    # learned weight of the request-time gap.  The (buckets x items) table enters the softmax through its
+    # rank-``trend_rank`` SVD.  0: off (needs timestamps).
+    trend_days: float = 0.0
+    trend_rank: int = 8
 
     def __post_init__(self) -> None:
         if self.gate not in GATES:
             raise ValueError(f"fusion gate must be one of {GATES}, got {self.gate!r}")
         if self.long_scope not in SCOPES:
             raise ValueError(f"fusion long_scope must be one of {SCOPES}, got {self.long_scope!r}")
+        if self.trend_days < 0 or self.trend_rank < 1:
+            raise ValueError(f"fusion trend_days must be >= 0 and trend_rank >= 1, got {self.trend_days}, {self.trend_rank}")
 
 
 def gap_bucket(seconds: np.ndarray) -> np.ndarray:
@@ -123,6 +132,76 @@ def rating_bucket(z: np.ndarray) -> np.ndarray:
     z = np.asarray(z, dtype=np.float64)
     out = np.digitize(np.nan_to_num(z), RATE_EDGES) + 1
     return np.where(np.isnan(z), 0, out).astype(np.int64)
+
+
+TREND_CELLS = 20_000_000  # largest (buckets x items) trend table; wider buckets beyond it
+TREND_BUCKETS = 30  # buckets per trend window
+
+
+@dataclass(frozen=True)
+class Trend:
+    """The trend table of a training log, factored: ``counts[k] ~ basis[k] @ items.T``.
+
+    Row ``k >= 1`` of ``basis`` belongs to the requests in bucket ``k - 1``
+    (``[t0 + (k - 1) * width, t0 + k * width)``, the last row also to every
+    later request) and reads the events of the ``window`` buckets before that
+    one; row 0 (request time unknown) is zero.
+    """
+
+    basis: np.ndarray  # (n_buckets + 1, r)
+    items: np.ndarray  # (n_items, r)
+    t0: float
+    width: float
+
+    def bucket(self, times: np.ndarray | None, n: int) -> np.ndarray:
+        """Basis row of each request time (0 where unknown)."""
+        if times is None:
+            return np.zeros(n, np.int64)
+        t = np.asarray(times, np.float64)
+        k = np.floor((np.nan_to_num(t, nan=self.t0) - self.t0) / self.width) + 1
+        k = np.clip(k, 1, len(self.basis) - 1).astype(np.int64)
+        return np.where(np.isfinite(t), k, 0)
+
+
+def trend_counts(item: np.ndarray, time: np.ndarray, n_items: int, window: float) -> tuple[np.ndarray, float, float]:
+    """``log1p`` of each item's events in the window before each time bucket: ``(n_buckets + 1, n_items)``.
+
+    Buckets are ``window / 30`` wide (wider when the table would pass
+    :data:`TREND_CELLS`); row ``k >= 1`` counts the events in buckets
+    ``[k - 1 - 30, k - 1)``, strictly before request bucket ``k - 1``.
+
+    >>> c, t0, w = trend_counts(np.array([0, 0, 1]), np.array([0.0, 1.0, 45.0]), 2, 30.0)
+    >>> w, len(c), np.expm1(c[[1, 2, 3, 31, 32, 46, 47]]).round().tolist()  # item 1's event never counts in its own bucket 45 (row 46)
+    (1.0, 48, [[0.0, 0.0], [1.0, 0.0], [2.0, 0.0], [2.0, 0.0], [1.0, 0.0], [0.0, 0.0], [0.0, 1.0]])
+    """
+    t0 = float(time.min())
+    width = window / TREND_BUCKETS
+    n_buckets = int((float(time.max()) - t0) // width) + 2
+    if n_buckets * n_items > TREND_CELLS:
+        n_buckets = max(TREND_CELLS // max(n_items, 1), 2)
+        width = (float(time.max()) - t0) / (n_buckets - 2) if n_buckets > 2 else window
+    span = max(round(window / width), 1)  # window in buckets
+    b = np.minimum(((time - t0) // width).astype(np.int64), n_buckets - 1)
+    per = np.bincount(b * n_items + item, minlength=n_buckets * n_items).reshape(n_buckets, n_items)
+    cum = np.zeros((n_buckets + 1, n_items), np.float64)
+    np.cumsum(per, axis=0, out=cum[1:])  # cum[k]: events in buckets < k
+    k = np.arange(n_buckets)  # request bucket
+    out = np.zeros((n_buckets + 1, n_items), np.float32)
+    out[1:] = np.log1p(cum[k] - cum[np.maximum(k - span, 0)])
+    return out, t0, width
+
+
+def trend_table(item: np.ndarray, time: np.ndarray, n_items: int, window: float, rank: int) -> Trend:
+    """:func:`trend_counts`, each row centred (softmax ignores a per-request constant), SVD-truncated to ``rank``."""
+    counts, t0, width = trend_counts(item, time, n_items, window)
+    x = counts[1:] - counts[1:].mean(axis=1, keepdims=True)
+    u, sv, vt = np.linalg.svd(x.astype(np.float64), full_matrices=False)
+    r = min(rank, len(sv))
+    basis = np.zeros((len(counts), rank), np.float32)
+    basis[1:, :r] = u[:, :r] * sv[:r]
+    items = np.zeros((n_items, rank), np.float32)
+    items[:, :r] = vt[:r].T
+    return Trend(basis, items, t0, width)
 
 
 def trim_padding(x: dict[str, np.ndarray], window: int) -> dict[str, np.ndarray]:
@@ -174,12 +253,15 @@ def running_z(rating: np.ndarray, indptr: np.ndarray, floor: float) -> np.ndarra
 class FusionModule(nn.Module):
     warm: torch.Tensor  # (n_items + 1,) bool: the item has an ID part (training events)
     text: torch.Tensor | None
+    trend_basis: torch.Tensor | None  # (n_buckets + 1, r), with trend_items (n_items + 1, r) and trend_clock (t0, width)
+    trend_items: torch.Tensor
+    trend_clock: torch.Tensor
     rating_floor: torch.Tensor
     signals: torch.Tensor
     branches: tuple[torch.Tensor, torch.Tensor]
     long_empty: torch.Tensor  # (B, T') bool: the long-term branch had no event to read
 
-    def __init__(self, n_items: int, c: FusionConfig, text: torch.Tensor | None) -> None:
+    def __init__(self, n_items: int, c: FusionConfig, text: torch.Tensor | None, trend: Trend | None = None) -> None:
         super().__init__()
         d = c.embedding_size
         self.c = c
@@ -215,6 +297,16 @@ class FusionModule(nn.Module):
         self.ln_long = nn.LayerNorm(d)
         self.long_drop = Dropout(c.long_dropout)
         self.gate = nn.Sequential(nn.Linear(3 * d, d), nn.GELU(), nn.Linear(d, 1))
+        if trend is not None:
+            self.register_buffer("trend_basis", torch.from_numpy(trend.basis))  # (n_buckets + 1, r)
+            pad = np.zeros((1, trend.items.shape[1]), np.float32)
+            self.register_buffer("trend_items", torch.from_numpy(np.vstack([pad, trend.items])))  # (n_items + 1, r)
+            self.register_buffer("trend_clock", torch.tensor([trend.t0, trend.width], dtype=torch.float64))
+            self.trend_weight = nn.Linear(d, 1)  # from the request-time gap: how much "popular now" counts
+            nn.init.zeros_(self.trend_weight.weight)
+            nn.init.constant_(self.trend_weight.bias, float(np.log(np.expm1(0.5))))  # softplus -> 0.5
+        else:
+            self.trend_basis = None
 
     # ---------------------------------------------------------------- items
     def items(self, tokens: torch.Tensor | None = None) -> torch.Tensor:
@@ -235,6 +327,15 @@ class FusionModule(nn.Module):
             mix = torch.sigmoid(self.text_mix)  # (D,)
             table = (1 - mix) * (ids * keep + guess * (1 - keep)) + mix * self.text_proj(self.text)
         return table if tokens is None else table[tokens]
+
+    def trend(self, now: torch.Tensor, tbin: torch.Tensor) -> torch.Tensor:
+        """The user side of the trend term, ``(B, T, r)``: ``score += trend(...) @ trend_items.T``.
+
+        ``now`` ``(B, T)`` request-time gap buckets, ``tbin`` ``(B, T)`` request-time trend rows (0: unknown).
+        """
+        assert self.trend_basis is not None, "this model has no trend term (trend_days=0)"
+        weight = F.softplus(self.trend_weight(self.now_emb(now)))  # (B, T, 1)
+        return weight * self.trend_basis[tbin]
 
     # ---------------------------------------------------------------- users
     def embed(self, hist: torch.Tensor, gap: torch.Tensor, rate: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -327,6 +428,10 @@ class Fusion(SequentialRecommender):
         self._text = self._text_matrix(train) if c.use_text else None
         self._warm: np.ndarray | None = np.concatenate([[True], train.item_counts() > 0])
         self._gap, self._next, self._rate, self._floor = self._event_features(train)
+        self._trend = None
+        if c.trend_days > 0 and c.use_time and train.timestamp is not None and train.n_events:
+            self._trend = trend_table(train.item, train.timestamp, train.n_items, c.trend_days * 86400.0, c.trend_rank)
+            self._tbin = self._trend.bucket(train.timestamp, train.n_events)  # each event as a request's target
         return super().fit(train, valid)
 
     @staticmethod
@@ -363,7 +468,7 @@ class Fusion(SequentialRecommender):
 
     def build_module(self) -> nn.Module:
         text = getattr(self, "_text", None)
-        module = FusionModule(self.n_items, self.config, None if text is None else torch.from_numpy(text))
+        module = FusionModule(self.n_items, self.config, None if text is None else torch.from_numpy(text), getattr(self, "_trend", None))
         if getattr(self, "_warm", None) is not None:
             module.warm.copy_(torch.from_numpy(self._warm))
         module.rating_floor.fill_(getattr(self, "_floor", 1.0))
@@ -405,6 +510,11 @@ class Fusion(SequentialRecommender):
         x = trim_padding({"hist": hist, "gap": gap, "rate": rate, "now": now, "labels": labels}, T)
         if K:
             x["future"] = future
+        if self._trend is not None:  # each position's request time is its target's (ties share it)
+            tbin = np.zeros((len(rows), T), np.int64)
+            for b, (s, e) in enumerate(rows):
+                tbin[b, T - (e - 1 - s) :] = self._tbin[s + 1 : e]
+            x["tbin"] = np.where(now > 0, tbin, 0)  # request time unknown: no trend either
         return {k: torch.from_numpy(v).to(self.device) for k, v in x.items()}
 
     def hidden(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -422,6 +532,9 @@ class Fusion(SequentialRecommender):
         real = batch["labels"] >= 0  # (B, T)
         labels = batch["labels"][real]
         module = self.module
+        if module.trend_basis is not None:
+            # The trend term rides along in the softmax: [user, trend weight x basis row] . [item, item factors].
+            fused = torch.cat([fused, module.trend(batch["now"], batch["tbin"]).to(fused.dtype)], dim=-1)  # (B, T, D + r)
         rows, targets, weights = [fused[real]], [labels], [torch.ones_like(labels, dtype=fused.dtype)]
         if "future" in batch:
             later = batch["future"]  # (B, T, K)
@@ -435,6 +548,8 @@ class Fusion(SequentialRecommender):
             # The catalogue softmax is most of a step's cost: the branch losses use a random
             # share of the positions (an unbiased estimate of the same loss).
             short, long = (b[real] for b in module.branches)  # (N, D) each
+            if module.trend_basis is not None:  # each branch with the same trend term
+                short, long = (torch.cat([b, fused[real][:, b.shape[-1] :]], dim=-1) for b in (short, long))
             pick = torch.rand(len(labels), device=labels.device) < self.config.aux_share
             n_pick = int(pick.sum())
             if n_pick:
@@ -452,7 +567,10 @@ class Fusion(SequentialRecommender):
         bias = None
         if bool(unseen.any()):
             bias = torch.zeros(len(unseen), dtype=fused.dtype, device=fused.device).masked_fill(unseen, float("-inf"))
-        loss = softmax_cross_entropy(torch.cat(rows), self.item_vectors(), torch.cat(targets), torch.cat(weights), bias)
+        table = self.item_vectors()  # (n_items, D)
+        if module.trend_basis is not None:
+            table = torch.cat([table, module.trend_items[1:].to(table.dtype)], dim=-1)  # (n_items, D + r)
+        loss = softmax_cross_entropy(torch.cat(rows), table, torch.cat(targets), torch.cat(weights), bias)
         loss = loss / max(len(labels), 1)
         if module.text is not None:
             # Teach the text -> ID map on the warm items (the ID table itself is not moved by it).
@@ -496,12 +614,34 @@ class Fusion(SequentialRecommender):
                 r = np.asarray(ratings[lo:hi], np.float64)
                 rate[b, L - n :] = rating_bucket(running_z(r, np.array([0, len(r)]), floor))[-n:]
         x = trim_padding({"hist": hist, "gap": gap, "rate": rate, "now": now}, T)
+        trend = getattr(self, "_trend", None)
+        if trend is not None:
+            tbin = np.zeros((B, T), np.int64)
+            tbin[:, -1] = trend.bucket(queries.time, B)
+            x["tbin"] = np.where(now > 0, tbin, 0)
         return {k: torch.from_numpy(v).to(self.device) for k, v in x.items()}
 
     @torch.no_grad()
     def user_vectors(self, queries: Queries) -> torch.Tensor:
         x = self._query_inputs(queries)
         return self.module(x["hist"], x["gap"], x["rate"], x["now"], last_only=True)[0][:, -1]  # (B, D)
+
+    @torch.no_grad()
+    def _scores(self, queries: Queries) -> torch.Tensor:
+        if getattr(self, "_trend", None) is None:
+            return super()._scores(queries)
+        was_training = self.module.training
+        self.module.eval()
+        x = self._query_inputs(queries)
+        user = self.module(x["hist"], x["gap"], x["rate"], x["now"], last_only=True)[0][:, -1]  # (B, D)
+        out = user @ self.item_vectors().T + self._trend_scores(x)  # (B, n_items)
+        self.module.train(was_training)
+        return out.float()
+
+    def _trend_scores(self, x: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The trend term of the newest position, ``(B, n_items)``."""
+        module = self.module
+        return module.trend(x["now"][:, -1:], x["tbin"][:, -1:])[:, -1] @ module.trend_items[1:].T
 
     @torch.no_grad()
     def gates(self, queries: Queries) -> np.ndarray:
@@ -545,6 +685,8 @@ class Fusion(SequentialRecommender):
             contrib = {n: (grad(p) * p).sum(-1).detach() for n, p in parts.items()}  # (k, L) each
             now_c = (grad(now) * now).sum(-1)[:, -1].detach()  # (k,)
             per_event = torch.stack(list(contrib.values())).sum(0)  # (k, L)
+            if "tbin" in x:  # the trend term is the item side of recency
+                now_c = now_c + self._trend_scores(x).detach()[0, torch.from_numpy(top[b]).to(self.device)].abs()
             hist = rep["hist"][0].cpu().numpy()
             real = np.flatnonzero(hist > 0)
             entries = []
@@ -581,6 +723,8 @@ class Fusion(SequentialRecommender):
         dev = module.text.device
         module.text = torch.cat([module.text, torch.from_numpy(text).to(dev)])
         module.warm = torch.cat([module.warm, torch.zeros(n, dtype=torch.bool, device=dev)])
+        if module.trend_basis is not None:  # no events yet: nothing trending
+            module.trend_items = torch.cat([module.trend_items, module.trend_items.new_zeros(n, module.trend_items.shape[1])])
         old = module.item_emb.weight.data
         module.item_emb = nn.Embedding(len(old) + n, old.shape[1], padding_idx=0).to(dev)
         module.item_emb.weight.data[: len(old)] = old
@@ -593,5 +737,9 @@ class Fusion(SequentialRecommender):
     def load_state(self, state: dict[str, np.ndarray]) -> None:
         self._text = state.get("text")
         self._warm = state.get("warm")
+        self._trend = None
+        if "trend_basis" in state:
+            t0, width = (float(v) for v in state["trend_clock"])
+            self._trend = Trend(state["trend_basis"], state["trend_items"][1:], t0, width)
         super().load_state(state)
 

@@ -123,7 +123,9 @@ class Engine:
             else [None] * len(bundle.items)
         )
         self.text_vectors = None if bundle.text_vectors is None else np.asarray(bundle.text_vectors, np.float32)
-        self.fast = self.model.name == "fusion"
+        # The fusion fast path (cached content table, cached user vectors) has no trend term: a model
+        # trained with one (trend_days > 0) is scored by its own ``score``.
+        self.fast = self.model.name == "fusion" and getattr(self.model, "_trend", None) is None
         self.explains = hasattr(self.model, "explain")
         self.can_add = hasattr(self.model, "add_items") and getattr(getattr(self.model, "module", None), "text", None) is not None
         self._refresh()

@@ -1,0 +1,93 @@
+"""The trend dimension of the fusion model: what is popular at request time.
+
+* the windowed counts never include an event in its own request bucket (no event
+  counts toward the request it is the target of), and events age out of the window;
+* on a log where the next item depends on *when* (one item is the fashion for a
+  month, then another), the model with the trend term ranks the fashion of the
+  request's month first; without it both requests get the same scores;
+* a model with the term saves and loads to identical scores and explains
+  (the term counts toward recency).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+
+from recfuse.data.dataset import Interactions
+from recfuse.data.split import Queries
+from recfuse.models.fusion import Fusion, FusionConfig, trend_counts, trend_table
+
+DAY = 86400.0
+SMALL = {"embedding_size": 16, "max_len": 4, "long_len": 4, "dropout": 0.0, "attn_dropout": 0.0, "progress": False}
+
+
+def test_counts_are_strictly_before_the_request_bucket_and_age_out() -> None:
+    # item 1 once, on day 10; item 0 on days 0 and 50; a 30-day window in 1-day buckets
+    item, time = np.array([0, 1, 0]), np.array([0.0, 10 * DAY + 5, 50 * DAY])
+    counts, t0, width = trend_counts(item, time, 2, 30 * DAY)
+    assert width == DAY and t0 == 0.0
+    table = trend_table(item, time, 2, 30 * DAY, rank=2)
+    row = lambda t: counts[table.bucket(np.array([t]), 1)[0], 1]
+    assert row(10 * DAY + 5) == 0.0  # its own day: not yet
+    assert row(10 * DAY + 86399) == 0.0
+    assert np.isclose(row(11 * DAY), np.log1p(1.0))  # the next day
+    assert np.isclose(row(40 * DAY), np.log1p(1.0))  # 30 days on, still in the window
+    assert row(41 * DAY) == 0.0  # aged out
+    assert table.bucket(np.array([400 * DAY]), 1)[0] == len(counts) - 1  # after the log: its latest window
+    assert np.isclose(counts[-1, 0], np.log1p(1.0)) and counts[-1, 1] == 0.0
+    assert table.bucket(np.array([np.nan]), 1)[0] == 0  # unknown time: the zero row
+    assert table.bucket(np.array([-5 * DAY]), 1)[0] == 1  # before the log: an empty window
+    assert counts[1].sum() == 0.0
+
+
+def test_rank_reconstructs_the_centred_table() -> None:
+    rng = np.random.default_rng(0)
+    item, time = rng.integers(0, 6, 300), np.sort(rng.uniform(0, 90 * DAY, 300))
+    counts, _, _ = trend_counts(item, time, 6, 30 * DAY)
+    full = trend_table(item, time, 6, 30 * DAY, rank=6)
+    centred = counts[1:] - counts[1:].mean(axis=1, keepdims=True)
+    assert np.allclose(full.basis[1:] @ full.items.T, centred, atol=1e-4)
+    assert not full.basis[0].any()
+
+
+def _fashion_log() -> Interactions:
+    """Every user reads a, b, then the month's fashion: x in days 0-40, y in days 60-100."""
+    rows = []
+    for u in range(60):
+        day = (u % 30) * 40 / 30 + (0 if u < 30 else 60)
+        t = day * DAY
+        nxt = "x" if u < 30 else "y"
+        rows += [(f"u{u}", "a", t), (f"u{u}", "b", t + 60), (f"u{u}", nxt, t + 120)]
+    user, item, ts = zip(*rows, strict=True)
+    return Interactions.from_frame(pl.DataFrame({"user_id": user, "item_id": item, "timestamp": ts}), name="fashion")
+
+
+def _x_minus_y(model: Fusion, data: Interactions, day: float) -> float:
+    q = Queries(user=np.array([-1]), indptr=np.array([0, 2]), items=data.items.to_index(["a", "b"]),
+                timestamps=np.array([day * DAY, day * DAY + 60]), time=np.array([day * DAY + 120]))
+    s = model.score(q)[0]
+    x, y = data.items.to_index(["x", "y"])
+    return float(s[x] - s[y])
+
+
+def test_the_trend_term_ranks_the_fashion_of_the_request_month() -> None:
+    data = _fashion_log()
+    with_trend = Fusion(epochs=60, learning_rate=1e-2, patience=60, trend_days=30, **SMALL).fit(data)
+    assert _x_minus_y(with_trend, data, 35) > 0 > _x_minus_y(with_trend, data, 95)
+    without = Fusion(epochs=60, learning_rate=1e-2, patience=60, **SMALL).fit(data)
+    assert np.isclose(_x_minus_y(without, data, 35), _x_minus_y(without, data, 95), atol=1e-5)
+
+
+def test_a_trend_model_round_trips_and_explains() -> None:
+    data = _fashion_log()
+    model = Fusion(epochs=2, trend_days=30, **SMALL).fit(data)
+    again = Fusion(FusionConfig(epochs=2, trend_days=30, **SMALL))
+    again.n_items, again.n_users = model.n_items, model.n_users
+    again.load_state(model.state())
+    q = Queries(user=np.array([-1]), indptr=np.array([0, 2]), items=data.items.to_index(["a", "b"]),
+                timestamps=np.array([35 * DAY, 35 * DAY + 60]), time=np.array([35 * DAY + 120]))
+    assert np.array_equal(model.score(q), again.score(q))
+    why = model.explain(q, k=2)[0]
+    assert {it["dimension"] for it in why["items"]} <= {"content", "rating", "recency"}
+    assert why["items"][0]["dimensions"]["recency"] > 0
