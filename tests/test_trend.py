@@ -5,6 +5,7 @@
 * on a log where the next item depends on *when* (one item is the fashion for a
   month, then another), the model with the trend term ranks the fashion of the
   request's month first; without it both requests get the same scores;
+* calibrated (the default mode), the weight is picked on valid;
 * a model with the term saves and loads to identical scores and explains
   (the term counts toward recency).
 """
@@ -13,9 +14,10 @@ from __future__ import annotations
 
 import numpy as np
 import polars as pl
+import pytest
 
 from recfuse.data.dataset import Interactions
-from recfuse.data.split import Queries
+from recfuse.data.split import EvalSet, Queries
 from recfuse.models.fusion import Fusion, FusionConfig, trend_counts, trend_table
 
 DAY = 86400.0
@@ -52,41 +54,62 @@ def test_rank_reconstructs_the_centred_table() -> None:
 
 
 def _fashion_log() -> Interactions:
-    """Every user reads a, b, then the month's fashion: x in days 0-40, y in days 60-100."""
+    """Every user reads a, b, then the month's fashion: x in days 0-40, y in days 60-100 (and one user ten others)."""
     rows = []
     for u in range(60):
         day = (u % 30) * 40 / 30 + (0 if u < 30 else 60)
         t = day * DAY
         nxt = "x" if u < 30 else "y"
         rows += [(f"u{u}", "a", t), (f"u{u}", "b", t + 60), (f"u{u}", nxt, t + 120)]
+    rows += [("filler", f"f{i}", 50 * DAY + 60 * i) for i in range(10)]  # enough items for NDCG@10
     user, item, ts = zip(*rows, strict=True)
     return Interactions.from_frame(pl.DataFrame({"user_id": user, "item_id": item, "timestamp": ts}), name="fashion")
 
 
+def _queries(data: Interactions, days: list[float]) -> Queries:
+    """Anonymous requests with history a, b on each day, two minutes after a."""
+    n = len(days)
+    stamps = np.array([[d * DAY, d * DAY + 60] for d in days]).ravel()
+    return Queries(user=np.full(n, -1), indptr=np.arange(0, 2 * n + 1, 2), items=np.tile(data.items.to_index(["a", "b"]), n),
+                   timestamps=stamps, time=np.array([d * DAY + 120 for d in days]))
+
+
 def _x_minus_y(model: Fusion, data: Interactions, day: float) -> float:
-    q = Queries(user=np.array([-1]), indptr=np.array([0, 2]), items=data.items.to_index(["a", "b"]),
-                timestamps=np.array([day * DAY, day * DAY + 60]), time=np.array([day * DAY + 120]))
-    s = model.score(q)[0]
+    s = model.score(_queries(data, [day]))[0]
     x, y = data.items.to_index(["x", "y"])
     return float(s[x] - s[y])
 
 
 def test_the_trend_term_ranks_the_fashion_of_the_request_month() -> None:
     data = _fashion_log()
-    with_trend = Fusion(epochs=60, learning_rate=1e-2, patience=60, trend_days=30, **SMALL).fit(data)
+    with_trend = Fusion(epochs=60, learning_rate=1e-2, patience=60, trend_days=30, trend_mode="learned", **SMALL).fit(data)
     assert _x_minus_y(with_trend, data, 35) > 0 > _x_minus_y(with_trend, data, 95)
     without = Fusion(epochs=60, learning_rate=1e-2, patience=60, **SMALL).fit(data)
     assert np.isclose(_x_minus_y(without, data, 35), _x_minus_y(without, data, 95), atol=1e-5)
 
 
-def test_a_trend_model_round_trips_and_explains() -> None:
+def test_the_calibrated_weight_is_picked_on_valid() -> None:
+    """Trained without the term, the model cannot tell the months apart; valid asks for x on day 35 and
+    y on day 95, so calibration picks a weight above 0, and the answer then follows the month."""
     data = _fashion_log()
-    model = Fusion(epochs=2, trend_days=30, **SMALL).fit(data)
-    again = Fusion(FusionConfig(epochs=2, trend_days=30, **SMALL))
+    valid = EvalSet(_queries(data, [35, 38, 95, 98]), np.arange(5), data.items.to_index(["x", "x", "y", "y"]))
+    model = Fusion(epochs=20, learning_rate=1e-2, patience=20, trend_days=30, **SMALL).fit(data, valid)
+    info = model.fit_info["trend"]
+    assert info["alpha"] > 0 and info["valid_ndcg@10"]["0.0"] < info["valid_ndcg@10"][str(info["alpha"])]
+    assert _x_minus_y(model, data, 35) > 0 > _x_minus_y(model, data, 95)
+    off = Fusion(epochs=20, learning_rate=1e-2, patience=20, trend_days=30, **SMALL).fit(data)  # no valid: weight 0
+    assert off.fit_info["trend"]["alpha"] == 0.0
+
+
+@pytest.mark.parametrize("mode", ["calibrated", "learned"])
+def test_a_trend_model_round_trips_and_explains(mode: str) -> None:
+    data = _fashion_log()
+    valid = EvalSet(_queries(data, [35, 95]), np.arange(3), data.items.to_index(["x", "y"]))
+    model = Fusion(epochs=2, trend_days=30, trend_mode=mode, **SMALL).fit(data, valid)
+    again = Fusion(FusionConfig(epochs=2, trend_days=30, trend_mode=mode, **SMALL))
     again.n_items, again.n_users = model.n_items, model.n_users
     again.load_state(model.state())
-    q = Queries(user=np.array([-1]), indptr=np.array([0, 2]), items=data.items.to_index(["a", "b"]),
-                timestamps=np.array([35 * DAY, 35 * DAY + 60]), time=np.array([35 * DAY + 120]))
+    q = _queries(data, [35])
     assert np.array_equal(model.score(q), again.score(q))
     why = model.explain(q, k=2)[0]
     assert {it["dimension"] for it in why["items"]} <= {"content", "rating", "recency"}

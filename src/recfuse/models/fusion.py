@@ -67,6 +67,8 @@ N_GAP = 34  # 0 unknown/padding, 1 no previous event, 2 + floor(log2(seconds)) c
 N_RATE = 6  # 0 no rating, 1..5 buckets of the per-user normalised rating
 RATE_EDGES = np.array([-1.0, -0.25, 0.25, 1.0])
 DIMENSIONS = ("content", "rating", "recency")
+TREND_MODES = ("calibrated", "learned")
+TREND_ALPHAS = (0.0, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0)  # weights of the calibrated trend term, picked on valid
 
 
 @dataclass
@@ -98,10 +100,12 @@ class FusionConfig(SASRecConfig):
     future_weight: float = 0.5
     # The trend dimension (item side of timeliness): what is popular *now*.  Each item's log training count in
     # the ``trend_days`` before the request time's bucket (buckets of trend_days / 30; never the request's own
-    # bucket, so no event counts toward a request in its own day) is added to its score, scaled by a
-    # learned weight of the request-time gap.  The (buckets x items) table enters the softmax through its
-    # rank-``trend_rank`` SVD.  0: off (needs timestamps).
+    # bucket, so no event counts toward a request in its own day) is added to its score, scaled by
+    # ``trend_mode`` = "calibrated": one weight picked on valid NDCG@10 after training (TREND_ALPHAS) |
+    # "learned": a weight of the request-time gap trained with the model, the (buckets x items) table
+    # entering the softmax through its rank-``trend_rank`` SVD.  0 days: off (needs timestamps).
     trend_days: float = 0.0
+    trend_mode: str = "calibrated"
     trend_rank: int = 8
 
     def __post_init__(self) -> None:
@@ -109,6 +113,8 @@ class FusionConfig(SASRecConfig):
             raise ValueError(f"fusion gate must be one of {GATES}, got {self.gate!r}")
         if self.long_scope not in SCOPES:
             raise ValueError(f"fusion long_scope must be one of {SCOPES}, got {self.long_scope!r}")
+        if self.trend_mode not in TREND_MODES:
+            raise ValueError(f"fusion trend_mode must be one of {TREND_MODES}, got {self.trend_mode!r}")
         if self.trend_days < 0 or self.trend_rank < 1:
             raise ValueError(f"fusion trend_days must be >= 0 and trend_rank >= 1, got {self.trend_days}, {self.trend_rank}")
 
@@ -140,16 +146,17 @@ TREND_BUCKETS = 30  # buckets per trend window
 
 @dataclass(frozen=True)
 class Trend:
-    """The trend table of a training log, factored: ``counts[k] ~ basis[k] @ items.T``.
+    """The trend table of a training log: ``counts[k]``, or factored, ``counts[k] ~ basis[k] @ items.T``.
 
     Row ``k >= 1`` of ``basis`` belongs to the requests in bucket ``k - 1``
     (``[t0 + (k - 1) * width, t0 + k * width)``, the last row also to every
     later request) and reads the events of the ``window`` buckets before that
-    one; row 0 (request time unknown) is zero.
+    one; row 0 (request time unknown) is zero.  Unfactored (``items`` is
+    ``None``), ``basis`` is the ``(n_buckets + 1, n_items)`` table itself.
     """
 
-    basis: np.ndarray  # (n_buckets + 1, r)
-    items: np.ndarray  # (n_items, r)
+    basis: np.ndarray  # (n_buckets + 1, r), or (n_buckets + 1, n_items) unfactored
+    items: np.ndarray | None  # (n_items, r), or None
     t0: float
     width: float
 
@@ -253,9 +260,10 @@ def running_z(rating: np.ndarray, indptr: np.ndarray, floor: float) -> np.ndarra
 class FusionModule(nn.Module):
     warm: torch.Tensor  # (n_items + 1,) bool: the item has an ID part (training events)
     text: torch.Tensor | None
-    trend_basis: torch.Tensor | None  # (n_buckets + 1, r), with trend_items (n_items + 1, r) and trend_clock (t0, width)
-    trend_items: torch.Tensor
+    trend_basis: torch.Tensor | None  # (n_buckets + 1, r | n_items), with trend_clock (t0, width)
+    trend_items: torch.Tensor | None  # (n_items + 1, r): learned mode; calibrated mode has trend_alpha ()
     trend_clock: torch.Tensor
+    trend_alpha: torch.Tensor
     rating_floor: torch.Tensor
     signals: torch.Tensor
     branches: tuple[torch.Tensor, torch.Tensor]
@@ -297,16 +305,26 @@ class FusionModule(nn.Module):
         self.ln_long = nn.LayerNorm(d)
         self.long_drop = Dropout(c.long_dropout)
         self.gate = nn.Sequential(nn.Linear(3 * d, d), nn.GELU(), nn.Linear(d, 1))
+        self.trend_basis = self.trend_items = None
         if trend is not None:
-            self.register_buffer("trend_basis", torch.from_numpy(trend.basis))  # (n_buckets + 1, r)
-            pad = np.zeros((1, trend.items.shape[1]), np.float32)
-            self.register_buffer("trend_items", torch.from_numpy(np.vstack([pad, trend.items])))  # (n_items + 1, r)
-            self.register_buffer("trend_clock", torch.tensor([trend.t0, trend.width], dtype=torch.float64))
-            self.trend_weight = nn.Linear(d, 1)  # from the request-time gap: how much "popular now" counts
-            nn.init.zeros_(self.trend_weight.weight)
-            nn.init.constant_(self.trend_weight.bias, float(np.log(np.expm1(0.5))))  # softplus -> 0.5
-        else:
-            self.trend_basis = None
+            self.add_trend(trend)
+
+    def add_trend(self, trend: Trend) -> None:
+        """The trend term's buffers: factored (learned weight) or the table itself (calibrated weight)."""
+        for name in ("trend_basis", "trend_items"):
+            if name not in self._buffers:
+                delattr(self, name)  # the plain ``None`` of a model without one
+        self.register_buffer("trend_basis", torch.from_numpy(trend.basis).to(self.warm.device))  # (n_buckets + 1, r | n_items)
+        self.register_buffer("trend_clock", torch.tensor([trend.t0, trend.width], dtype=torch.float64))
+        if trend.items is None:
+            self.trend_items = None
+            self.register_buffer("trend_alpha", torch.zeros((), device=self.warm.device))  # set by calibration
+            return
+        pad = np.zeros((1, trend.items.shape[1]), np.float32)
+        self.register_buffer("trend_items", torch.from_numpy(np.vstack([pad, trend.items])))  # (n_items + 1, r)
+        self.trend_weight = nn.Linear(self.c.embedding_size, 1)  # from the request-time gap: how much "popular now" counts
+        nn.init.zeros_(self.trend_weight.weight)
+        nn.init.constant_(self.trend_weight.bias, float(np.log(np.expm1(0.5))))  # softplus -> 0.5
 
     # ---------------------------------------------------------------- items
     def items(self, tokens: torch.Tensor | None = None) -> torch.Tensor:
@@ -333,7 +351,7 @@ class FusionModule(nn.Module):
 
         ``now`` ``(B, T)`` request-time gap buckets, ``tbin`` ``(B, T)`` request-time trend rows (0: unknown).
         """
-        assert self.trend_basis is not None, "this model has no trend term (trend_days=0)"
+        assert self.trend_basis is not None and self.trend_items is not None, "no learned trend term (trend_mode)"
         weight = F.softplus(self.trend_weight(self.now_emb(now)))  # (B, T, 1)
         return weight * self.trend_basis[tbin]
 
@@ -429,10 +447,32 @@ class Fusion(SequentialRecommender):
         self._warm: np.ndarray | None = np.concatenate([[True], train.item_counts() > 0])
         self._gap, self._next, self._rate, self._floor = self._event_features(train)
         self._trend = None
-        if c.trend_days > 0 and c.use_time and train.timestamp is not None and train.n_events:
-            self._trend = trend_table(train.item, train.timestamp, train.n_items, c.trend_days * 86400.0, c.trend_rank)
+        timed = c.trend_days > 0 and c.use_time and train.timestamp is not None and train.n_events > 0
+        if timed and c.trend_mode == "learned":
+            stamps = np.asarray(train.timestamp, np.float64)
+            self._trend = trend_table(train.item, stamps, train.n_items, c.trend_days * 86400.0, c.trend_rank)
             self._tbin = self._trend.bucket(train.timestamp, train.n_events)  # each event as a request's target
-        return super().fit(train, valid)
+        super().fit(train, valid)
+        if timed and c.trend_mode == "calibrated":
+            self._calibrate_trend(train, valid)
+        return self
+
+    def _calibrate_trend(self, train: Interactions, valid: EvalSet | None) -> None:
+        """Add the trend table to the trained model and pick its weight on valid NDCG@10 (0 without valid)."""
+        from recfuse.evaluate.protocol import valid_ndcg
+
+        counts, t0, width = trend_counts(train.item, np.asarray(train.timestamp, np.float64), train.n_items,
+                                         self.config.trend_days * 86400.0)
+        self._trend = Trend(counts, None, t0, width)
+        self.module.add_trend(self._trend)
+        found: dict[str, float] = {}
+        if valid is not None and len(valid):
+            for a in TREND_ALPHAS:
+                self.module.trend_alpha.fill_(a)
+                found[str(a)] = valid_ndcg(self, valid)
+        best = max(found, key=lambda a: found[a]) if found else "0.0"
+        self.module.trend_alpha.fill_(float(best))
+        self.fit_info["trend"] = {"alpha": float(best), "valid_ndcg@10": found, "days": self.config.trend_days}
 
     @staticmethod
     def _text_matrix(data: Interactions) -> np.ndarray | None:
@@ -510,7 +550,7 @@ class Fusion(SequentialRecommender):
         x = trim_padding({"hist": hist, "gap": gap, "rate": rate, "now": now, "labels": labels}, T)
         if K:
             x["future"] = future
-        if self._trend is not None:  # each position's request time is its target's (ties share it)
+        if self.module.trend_items is not None:  # each position's request time is its target's (ties share it)
             tbin = np.zeros((len(rows), T), np.int64)
             for b, (s, e) in enumerate(rows):
                 tbin[b, T - (e - 1 - s) :] = self._tbin[s + 1 : e]
@@ -532,7 +572,7 @@ class Fusion(SequentialRecommender):
         real = batch["labels"] >= 0  # (B, T)
         labels = batch["labels"][real]
         module = self.module
-        if module.trend_basis is not None:
+        if module.trend_items is not None:
             # The trend term rides along in the softmax: [user, trend weight x basis row] . [item, item factors].
             fused = torch.cat([fused, module.trend(batch["now"], batch["tbin"]).to(fused.dtype)], dim=-1)  # (B, T, D + r)
         rows, targets, weights = [fused[real]], [labels], [torch.ones_like(labels, dtype=fused.dtype)]
@@ -548,7 +588,7 @@ class Fusion(SequentialRecommender):
             # The catalogue softmax is most of a step's cost: the branch losses use a random
             # share of the positions (an unbiased estimate of the same loss).
             short, long = (b[real] for b in module.branches)  # (N, D) each
-            if module.trend_basis is not None:  # each branch with the same trend term
+            if module.trend_items is not None:  # each branch with the same trend term
                 short, long = (torch.cat([b, fused[real][:, b.shape[-1] :]], dim=-1) for b in (short, long))
             pick = torch.rand(len(labels), device=labels.device) < self.config.aux_share
             n_pick = int(pick.sum())
@@ -568,7 +608,7 @@ class Fusion(SequentialRecommender):
         if bool(unseen.any()):
             bias = torch.zeros(len(unseen), dtype=fused.dtype, device=fused.device).masked_fill(unseen, float("-inf"))
         table = self.item_vectors()  # (n_items, D)
-        if module.trend_basis is not None:
+        if module.trend_items is not None:
             table = torch.cat([table, module.trend_items[1:].to(table.dtype)], dim=-1)  # (n_items, D + r)
         loss = softmax_cross_entropy(torch.cat(rows), table, torch.cat(targets), torch.cat(weights), bias)
         loss = loss / max(len(labels), 1)
@@ -641,6 +681,9 @@ class Fusion(SequentialRecommender):
     def _trend_scores(self, x: dict[str, torch.Tensor]) -> torch.Tensor:
         """The trend term of the newest position, ``(B, n_items)``."""
         module = self.module
+        assert module.trend_basis is not None
+        if module.trend_items is None:  # calibrated: the table itself, one weight
+            return module.trend_alpha * module.trend_basis[x["tbin"][:, -1]]
         return module.trend(x["now"][:, -1:], x["tbin"][:, -1:])[:, -1] @ module.trend_items[1:].T
 
     @torch.no_grad()
@@ -723,8 +766,10 @@ class Fusion(SequentialRecommender):
         dev = module.text.device
         module.text = torch.cat([module.text, torch.from_numpy(text).to(dev)])
         module.warm = torch.cat([module.warm, torch.zeros(n, dtype=torch.bool, device=dev)])
-        if module.trend_basis is not None:  # no events yet: nothing trending
+        if module.trend_items is not None:  # no events yet: nothing trending
             module.trend_items = torch.cat([module.trend_items, module.trend_items.new_zeros(n, module.trend_items.shape[1])])
+        elif module.trend_basis is not None:
+            module.trend_basis = torch.cat([module.trend_basis, module.trend_basis.new_zeros(len(module.trend_basis), n)], dim=1)
         old = module.item_emb.weight.data
         module.item_emb = nn.Embedding(len(old) + n, old.shape[1], padding_idx=0).to(dev)
         module.item_emb.weight.data[: len(old)] = old
@@ -740,6 +785,7 @@ class Fusion(SequentialRecommender):
         self._trend = None
         if "trend_basis" in state:
             t0, width = (float(v) for v in state["trend_clock"])
-            self._trend = Trend(state["trend_basis"], state["trend_items"][1:], t0, width)
+            items = state["trend_items"][1:] if "trend_items" in state else None
+            self._trend = Trend(state["trend_basis"], items, t0, width)
         super().load_state(state)
 
