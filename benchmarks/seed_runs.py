@@ -23,37 +23,54 @@ from pathlib import Path
 
 import numpy as np
 
+SPLITS = ("loo", "temporal-events")
 
-def fit(model: str, seed: int, sets: list[str], dataset: str, out: Path) -> None:
+
+def fit(model: str, seed: int, sets: list[str], dataset: str, out: Path, split_kind: str = "loo") -> None:
     import torch
     import typer
 
     from recfuse.data.registry import load_dataset
-    from recfuse.data.split import leave_one_out
+    from recfuse.data.split import leave_one_out, temporal_events
     from recfuse.evaluate.cli import parse_overrides
+    from recfuse.evaluate.protocol import evaluate
     from recfuse.evaluate.runner import fit_and_evaluate
 
     try:
         params = parse_overrides([f"{model}.{item}" for item in sets], [model]).get(model, {})
     except typer.BadParameter as e:
         raise SystemExit(f"--set: {e}") from None
-    split = leave_one_out(load_dataset(dataset))
+    split = (leave_one_out if split_kind == "loo" else temporal_events)(load_dataset(dataset))
     started = time.perf_counter()
     fitted: dict = {}
-    run = fit_and_evaluate(model, params, seed, split, (10,), True, quiet=True,
-                           after_fit=lambda m: fitted.update(getattr(m, "fit_info", None) or {}))
+    untrended: dict = {}
+
+    def after_fit(m: object) -> None:
+        fitted.update(getattr(m, "fit_info", None) or {})
+        alpha = getattr(getattr(m, "module", None), "trend_alpha", None)
+        if alpha is not None:  # a calibrated trend term: the same fit scored without it, for a paired test
+            chosen = float(alpha)
+            alpha.fill_(0.0)
+            untrended.update(valid=evaluate(m, split.valid, split.train, (10,)), test=evaluate(m, split.test, split.train, (10,)))
+            alpha.fill_(chosen)
+
+    run = fit_and_evaluate(model, params, seed, split, (10,), True, quiet=True, after_fit=after_fit)
     wall = time.perf_counter() - started
     out.mkdir(parents=True, exist_ok=True)
-    stem = out / f"{model}-seed{seed}"
-    np.savez(stem.with_suffix(".npz"), user=split.test.queries.user,
-             **{k: np.asarray(v) for k, v in run.test.per_query.items()})
-    info = {
-        "model": model, "seed": seed, "params": params,
-        "dataset": dataset, "test": {k: float(v) for k, v in run.test.mean().items()},
-        "valid": {k: float(v) for k, v in run.valid.mean().items()}, "fit_info": _plain(fitted),
-        "wall_seconds": wall, "torch_threads": torch.get_num_threads(), "machine": platform.platform(),
-    }
-    stem.with_suffix(".json").write_text(json.dumps(info, indent=1))
+    results = [(model, run.valid, run.test, params)]
+    if untrended:
+        results.append((f"{model}_notrend", untrended["valid"], untrended["test"], {**params, "trend_alpha": 0.0}))
+    for name, valid, test, p in results:
+        stem = out / f"{name}-seed{seed}"
+        np.savez(stem.with_suffix(".npz"), user=split.test.queries.user,
+                 **{k: np.asarray(v) for k, v in test.per_query.items()})
+        info = {
+            "model": name, "seed": seed, "params": p, "split": split_kind,
+            "dataset": dataset, "test": {k: float(v) for k, v in test.mean().items()},
+            "valid": {k: float(v) for k, v in valid.mean().items()}, "fit_info": _plain(fitted),
+            "wall_seconds": wall, "torch_threads": torch.get_num_threads(), "machine": platform.platform(),
+        }
+        stem.with_suffix(".json").write_text(json.dumps(info, indent=1))
     fi = fitted
     print(f"{model} seed {seed}: valid NDCG@10 {info['valid']['ndcg@10']:.4f} test {info['test']['ndcg@10']:.4f} "
           f"best epoch {fi.get('best_epoch')} of {fi.get('epochs_run')}, {fi.get('seconds_to_best_epoch', 0):.0f} s to best, "
@@ -83,7 +100,8 @@ def compare(a: str, b: str, out: Path, b_out: Path | None = None) -> None:
         raise SystemExit(f"no seed that both {a} ({out}) and {b} ({b_out or out}) have")
     info = ra[seeds[0]][0]
     where = "" if b_out is None else f"; {b} from {b_out}"
-    head = (f"{info.get('dataset', 'ml-100k')} leave-one-out, full ranking, history masked; seeds {seeds}; "
+    kind = {"loo": "leave-one-out", "temporal-events": "global temporal cut, event by event"}[info.get("split", "loo")]
+    head = (f"{info.get('dataset', 'ml-100k')} {kind}, full ranking, history masked; seeds {seeds}; "
             f"machine {info['machine']}{where}")
     lines = [head, ""]
     lines.append("| model | NDCG@10 mean ± std | per seed | HR@10 | valid NDCG@10 | best epochs | s to best epoch (median) | params |")
@@ -98,9 +116,15 @@ def compare(a: str, b: str, out: Path, b_out: Path | None = None) -> None:
                      f"{', '.join(f'{x:.4f}' for x in t)} | {np.mean(h):.4f} | {np.mean(v):.4f} | {ep} | "
                      f"{np.median(sb):.0f} | {runs[seeds[0]][0]['params']} |")
     per = {m: np.mean([runs[s][1]["ndcg@10"] for s in seeds], axis=0) for m, runs in ((a, ra), (b, rb))}
+    ratio = float(np.mean(per[a]) / np.mean(per[b]))  # over queries
+    user = ra[seeds[0]][1]["user"]
+    n_queries = len(user)
+    if len(np.unique(user)) < len(user):  # several queries per user (temporal-events): test the users' means
+        _, idx = np.unique(user, return_inverse=True)
+        per = {m: np.bincount(idx, v) / np.bincount(idx) for m, v in per.items()}
     t = paired_test(per[a], per[b])
-    ratio = float(np.mean(per[a]) / np.mean(per[b]))
-    lines += ["", (f"{a} / {b} = {ratio:.3f} (NDCG@10, mean over seeds); paired Wilcoxon over {t['n']} users "
+    over = f"{t['n']} users" + (f" (means of their {n_queries} queries)" if t["n"] < n_queries else "")
+    lines += ["", (f"{a} / {b} = {ratio:.3f} (NDCG@10, mean over seeds); paired Wilcoxon over {over} "
                    f"p = {t['wilcoxon_p']:.3g}, paired t-test p = {t['ttest_p']:.3g}")]
     text = "\n".join(lines)
     print(text)
@@ -116,6 +140,8 @@ def main() -> None:
     f.add_argument("--set", action="append", default=[], metavar="PARAM=VALUE")
     f.add_argument("--dataset", default="ml-100k")
     f.add_argument("--out", type=Path, required=True)
+    f.add_argument("--split", choices=SPLITS, default="loo",
+                   help="leave-one-out, or the global temporal cut evaluated event by event")
     c = sub.add_parser("compare", help="leaderboard and paired test of two models over their common seeds")
     c.add_argument("a")
     c.add_argument("b")
@@ -123,7 +149,7 @@ def main() -> None:
     c.add_argument("--b-out", type=Path, default=None, help="folder of b's runs, when it is another one")
     args = ap.parse_args()
     if args.cmd == "fit":
-        fit(args.model, args.seed, args.set, args.dataset, args.out)
+        fit(args.model, args.seed, args.set, args.dataset, args.out, args.split)
     else:
         compare(args.a, args.b, args.out, args.b_out)
 

@@ -179,3 +179,31 @@ def test_try_cached_answers_a_repeat_like_the_batcher_and_never_waits_for_the_en
     release.set()
     t.join()
     assert engine.try_cached(job()) is not None
+
+
+def test_engine_scores_a_trend_model_with_its_trend_term(tmp_path: Path) -> None:
+    """The engine's fast path has no trend term: a model trained with one is scored by the model itself."""
+    from recfuse.serve.testing import fit_genre_bundle
+
+    model_dir = fit_genre_bundle(tmp_path / "trend", epochs=1, trend_days=30)
+    bundle = Bundle.load(model_dir)
+    bundle.model.module.trend_alpha.fill_(0.7)  # type: ignore[attr-defined]  # whatever valid chose: make it count
+    state = LiveState()
+    ev = bundle.events
+    state.add(zip(ev["user_id"], ev["item_id"], ev["timestamp"], ev["rating"], strict=True))
+    engine = Engine(bundle, model_dir)
+    assert not engine.fast
+    now = float(ev["timestamp"].max()) + 3600
+    snaps = [s for s in (state.snapshot(f"u{i}", engine.items, engine.token) for i in range(5)) if s is not None]
+    got = engine.run([Job(s, 10, True, False, now, engine) for s in snaps])
+    q = Queries(
+        user=np.full(len(snaps), -1), indptr=np.concatenate([[0], np.cumsum([len(s) for s in snaps])]),
+        items=np.concatenate([s.items for s in snaps]), timestamps=np.concatenate([s.timestamps for s in snaps]),
+        ratings=np.concatenate([s.ratings for s in snaps]), time=np.full(len(snaps), now),
+    )
+    top, scores = bundle.model.recommend(q, 10)
+    for b, res in enumerate(got):
+        assert res["items"] == top[b].tolist()
+        np.testing.assert_allclose(res["scores"], scores[b], rtol=1e-4, atol=1e-4)
+    bundle.model.module.trend_alpha.fill_(0.0)  # type: ignore[attr-defined]
+    assert not np.allclose(bundle.model.recommend(q, 10)[1], scores)  # the term did move the scores
