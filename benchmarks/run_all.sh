@@ -118,6 +118,29 @@ $PY benchmarks/seed_runs.py compare fusion sasrec --out $OUT/ml-100k-ties --b-ou
 $PY benchmarks/tie_order.py --runs $OUT/ml-100k-ties $OUT/ml-100k-fusion-p20-s5 | tee $OUT/ml-100k-ties/tie_order.txt
 $PY benchmarks/tie_order.py --runs $OUT/ml-100k-ties $OUT/ml-100k-fusion-p20-s5 --model sasrec \
   | tail -4 > $OUT/ml-100k-ties/tie_order_sasrec.txt
+#     Session 10: the trend term ("what is popular now").  A late-fusion probe first, then the
+#     learned weight (2 seeds, at commit 6824083 where it was the only mode) and the calibrated one (5 seeds;
+#     each fit is also stored scored without the term, as fusion_notrend), then the temporal cut.
+$PY benchmarks/trend_probe.py sasrec 0 > $OUT/ml-100k-trend-probe/sasrec-seed0.txt
+$PY benchmarks/trend_probe.py fusion 0 > $OUT/ml-100k-trend-probe/fusion-seed0.txt
+$PY benchmarks/trend_probe.py fusion 1 > $OUT/ml-100k-trend-probe/fusion-seed1.txt
+$PY benchmarks/trend_probe.py fusion 0 --set embedding_size=128 > $OUT/ml-100k-trend-probe/fusion-seed0-embedding128.txt
+for s in 0 1; do
+  $PY benchmarks/seed_runs.py fit fusion $s --set patience=20 --set trend_days=30 --set trend_mode=learned \
+    --out $OUT/ml-100k-trend-learned
+done
+for s in 0 1 2 3 4; do
+  $PY benchmarks/seed_runs.py fit fusion $s --set patience=20 --set trend_days=30 --out $OUT/ml-100k-trend
+done
+$PY benchmarks/seed_runs.py compare fusion fusion_notrend --out $OUT/ml-100k-trend
+$PY benchmarks/seed_runs.py compare fusion sasrec --out $OUT/ml-100k-trend --b-out $OUT/ml-100k-fusion-p20-s5
+for s in 0 1 2; do
+  $PY benchmarks/seed_runs.py fit fusion $s --split temporal-events --set patience=20 --set trend_days=30 \
+    --out $OUT/ml-100k-temporal-events-trend
+  $PY benchmarks/seed_runs.py fit sasrec $s --split temporal-events --set patience=20 --out $OUT/ml-100k-temporal-events-trend
+done
+$PY benchmarks/seed_runs.py compare fusion fusion_notrend --out $OUT/ml-100k-temporal-events-trend
+$PY benchmarks/seed_runs.py compare fusion sasrec --out $OUT/ml-100k-temporal-events-trend
 # 10. Speed: the chunked catalogue softmax, epoch times, and the service under load with and
 #     without the user-vector cache (model: seed 0 of row 6, saved under models/bench/fusion).
 $PY benchmarks/ce_speed.py
