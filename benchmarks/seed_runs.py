@@ -71,10 +71,10 @@ def fit(model: str, seed: int, sets: list[str], dataset: str, out: Path, split_k
             "wall_seconds": wall, "torch_threads": torch.get_num_threads(), "machine": platform.platform(),
         }
         stem.with_suffix(".json").write_text(json.dumps(info, indent=1))
-    fi = fitted
-    print(f"{model} seed {seed}: valid NDCG@10 {info['valid']['ndcg@10']:.4f} test {info['test']['ndcg@10']:.4f} "
-          f"best epoch {fi.get('best_epoch')} of {fi.get('epochs_run')}, {fi.get('seconds_to_best_epoch', 0):.0f} s to best, "
-          f"{wall:.0f} s in all")
+        fi = fitted
+        print(f"{name} seed {seed}: valid NDCG@10 {info['valid']['ndcg@10']:.4f} test {info['test']['ndcg@10']:.4f} "
+              f"best epoch {fi.get('best_epoch')} of {fi.get('epochs_run')}, {fi.get('seconds_to_best_epoch', 0):.0f} s to best, "
+              f"{wall:.0f} s in all")
 
 
 def _plain(info: dict | None) -> dict:
