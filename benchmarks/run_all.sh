@@ -132,15 +132,19 @@ done
 for s in 0 1 2 3 4; do
   $PY benchmarks/seed_runs.py fit fusion $s --set patience=20 --set trend_days=30 --out $OUT/ml-100k-trend
 done
+for s in 0 1 2 3 4; do
+  $PY benchmarks/seed_runs.py fit sasrec $s --set patience=20 --out $OUT/ml-100k-trend   # the same machine's SASRec
+done
 $PY benchmarks/seed_runs.py compare fusion fusion_notrend --out $OUT/ml-100k-trend
+$PY benchmarks/seed_runs.py compare fusion_notrend sasrec --out $OUT/ml-100k-trend
 $PY benchmarks/seed_runs.py compare fusion sasrec --out $OUT/ml-100k-trend --b-out $OUT/ml-100k-fusion-p20-s5
-for s in 0 1 2; do
+mv $OUT/ml-100k-trend/compare_fusion_vs_sasrec.md $OUT/ml-100k-trend/compare_fusion_vs_sasrec_session5.md
+$PY benchmarks/seed_runs.py compare fusion sasrec --out $OUT/ml-100k-trend
+for s in 0 1; do
   $PY benchmarks/seed_runs.py fit fusion $s --split temporal-events --set patience=20 --set trend_days=30 \
     --out $OUT/ml-100k-temporal-events-trend
-  $PY benchmarks/seed_runs.py fit sasrec $s --split temporal-events --set patience=20 --out $OUT/ml-100k-temporal-events-trend
 done
 $PY benchmarks/seed_runs.py compare fusion fusion_notrend --out $OUT/ml-100k-temporal-events-trend
-$PY benchmarks/seed_runs.py compare fusion sasrec --out $OUT/ml-100k-temporal-events-trend
 # 10. Speed: the chunked catalogue softmax, epoch times, and the service under load with and
 #     without the user-vector cache (model: seed 0 of row 6, saved under models/bench/fusion).
 $PY benchmarks/ce_speed.py
