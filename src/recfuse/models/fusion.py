@@ -34,6 +34,11 @@ where ``now`` embeds the time since the user's last event at request time
 ``g * s + (1 - g) * l``: ``g`` is the short-term share, returned by
 :meth:`Fusion.gates` and in every explanation.
 
+**Trend** (``trend_days > 0``, off by default): the item side of timeliness,
+each item's log count of training events in the days before the request's
+day, added to its score with a weight picked on valid after training
+(``trend_mode="calibrated"``) or trained with the model ("learned").
+
 **Loss**: full-softmax cross-entropy at every position, like SASRec
 (``future > 0`` adds the events after the next one as further targets).
 
