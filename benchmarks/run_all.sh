@@ -145,6 +145,16 @@ for s in 0 1; do
     --out $OUT/ml-100k-temporal-events-trend
 done
 $PY benchmarks/seed_runs.py compare fusion fusion_notrend --out $OUT/ml-100k-temporal-events-trend
+#     Session 11: other windows, pairs of windows, a weight per user group and a newness bonus, on the
+#     same fits (scores kept in /tmp, reused); then the trend with drop_positions (5 seeds) and the temporal
+#     cut's seeds 2-4 with SASRec beside them.
+P=benchmarks/results/ml-100k-trend-probe
+for s in 0 1; do
+  $PY benchmarks/trend_probe.py fusion $s --set precision=fp32 --windows 0.0417,0.25,1,3,7,30 --bucketed --pairs \
+    --scores /tmp/trend-probe-fusion$s.npz > $P/fusion-seed$s-windows.txt
+  $PY benchmarks/trend_probe.py fusion $s --set precision=fp32 --windows 30 --bucketed --by gap --by length --newness \
+    --scores /tmp/trend-probe-fusion$s.npz | grep -v "^window 30d alpha [0-9.]*:" > $P/fusion-seed$s-by.txt
+done
 # 10. Speed: the chunked catalogue softmax, epoch times, and the service under load with and
 #     without the user-vector cache (model: seed 0 of row 6, saved under models/bench/fusion).
 $PY benchmarks/ce_speed.py
