@@ -181,8 +181,9 @@ def test_try_cached_answers_a_repeat_like_the_batcher_and_never_waits_for_the_en
     assert engine.try_cached(job()) is not None
 
 
-def test_engine_scores_a_trend_model_with_its_trend_term(tmp_path: Path) -> None:
-    """The engine's fast path has no trend term: a model trained with one is scored by the model itself."""
+def test_engine_adds_the_calibrated_trend_term_on_its_fast_path(tmp_path: Path) -> None:
+    """A calibrated trend model keeps the cached fast path: the engine adds the term at each request's time,
+    on a fresh forward pass and on a cache hit alike, and its scores are the model's own."""
     from recfuse.serve.testing import fit_genre_bundle
 
     model_dir = fit_genre_bundle(tmp_path / "trend", epochs=1, trend_days=30)
@@ -192,18 +193,52 @@ def test_engine_scores_a_trend_model_with_its_trend_term(tmp_path: Path) -> None
     ev = bundle.events
     state.add(zip(ev["user_id"], ev["item_id"], ev["timestamp"], ev["rating"], strict=True))
     engine = Engine(bundle, model_dir)
-    assert not engine.fast
+    assert engine.fast and engine.trend
+    start, end = float(ev["timestamp"].min()), float(ev["timestamp"].max())
+    users = [f"u{i}" for i in range(5)]
+    snaps = [state.snapshot(u, engine.items, engine.token) for u in users]
+    for now in (start + (end - start) / 2, end + 3600):  # two different trend rows
+        jobs = [Job(s, 10, True, False, now, engine, user=u) for s, u in zip(snaps, users, strict=True)]  # type: ignore[arg-type]
+        got = engine.run(jobs)
+        q = queries_of(snaps, now)
+        top, scores = bundle.model.recommend(q, 10)
+        for b, res in enumerate(got):
+            assert res["items"] == top[b].tolist()
+            np.testing.assert_allclose(res["scores"], scores[b], rtol=1e-4, atol=1e-4)
+        hits = engine.cache_hits
+        again = engine.try_cached(Job(snaps[0], 10, True, False, now, engine, user=users[0]))  # type: ignore[arg-type]
+        assert again is not None and engine.cache_hits == hits + 1  # no forward pass; the term still added
+        assert again["items"] == top[0].tolist()
+        np.testing.assert_allclose(again["scores"], scores[0], rtol=1e-4, atol=1e-4)
+    bundle.model.module.trend_alpha.fill_(0.0)  # type: ignore[attr-defined]
+    assert not np.allclose(bundle.model.recommend(q, 10)[1], scores)  # the term did move the scores
+
+
+def test_engine_scores_a_learned_trend_model_by_the_model(tmp_path: Path) -> None:
+    """A learned trend term depends on the forward pass: no cached fast path, the model's own scores."""
+    from recfuse.serve.testing import fit_genre_bundle
+
+    model_dir = fit_genre_bundle(tmp_path / "learned", epochs=1, trend_days=30, trend_mode="learned")
+    bundle = Bundle.load(model_dir)
+    engine = Engine(bundle, model_dir)
+    assert not engine.fast and not engine.trend
+    state = LiveState()
+    ev = bundle.events
+    state.add(zip(ev["user_id"], ev["item_id"], ev["timestamp"], ev["rating"], strict=True))
+    snaps = [state.snapshot(f"u{i}", engine.items, engine.token) for i in range(3)]
     now = float(ev["timestamp"].max()) + 3600
-    snaps = [s for s in (state.snapshot(f"u{i}", engine.items, engine.token) for i in range(5)) if s is not None]
-    got = engine.run([Job(s, 10, True, False, now, engine) for s in snaps])
-    q = Queries(
+    got = engine.run([Job(s, 10, True, False, now, engine) for s in snaps])  # type: ignore[arg-type]
+    top, scores = bundle.model.recommend(queries_of(snaps, now), 10)
+    for b, res in enumerate(got):
+        assert res["items"] == top[b].tolist()
+        np.testing.assert_allclose(res["scores"], scores[b], rtol=1e-4, atol=1e-4)
+
+
+def queries_of(snaps: list, now: float) -> Queries:  # type: ignore[type-arg]
+    """The model-side queries of live snapshots, all at request time ``now``."""
+    assert all(s is not None for s in snaps)
+    return Queries(
         user=np.full(len(snaps), -1), indptr=np.concatenate([[0], np.cumsum([len(s) for s in snaps])]),
         items=np.concatenate([s.items for s in snaps]), timestamps=np.concatenate([s.timestamps for s in snaps]),
         ratings=np.concatenate([s.ratings for s in snaps]), time=np.full(len(snaps), now),
     )
-    top, scores = bundle.model.recommend(q, 10)
-    for b, res in enumerate(got):
-        assert res["items"] == top[b].tolist()
-        np.testing.assert_allclose(res["scores"], scores[b], rtol=1e-4, atol=1e-4)
-    bundle.model.module.trend_alpha.fill_(0.0)  # type: ignore[attr-defined]
-    assert not np.allclose(bundle.model.recommend(q, 10)[1], scores)  # the term did move the scores

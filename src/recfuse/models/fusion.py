@@ -691,6 +691,27 @@ class Fusion(SequentialRecommender):
             return module.trend_alpha * module.trend_basis[x["tbin"][:, -1]]
         return module.trend(x["now"][:, -1:], x["tbin"][:, -1:])[:, -1] @ module.trend_items[1:].T
 
+    @property
+    def calibrated_trend(self) -> bool:
+        """Whether the score has a calibrated trend term (one weight on a fixed table), which a server can add
+        to cached user-vector scores: :meth:`trend_term`."""
+        return getattr(self, "_trend", None) is not None and self.module.trend_items is None
+
+    @torch.no_grad()
+    def trend_term(self, times: np.ndarray | None, lengths: np.ndarray) -> torch.Tensor:
+        """The calibrated trend term of requests at ``times`` whose histories have ``lengths`` events, ``(B, n_items)``.
+
+        Zero where the request time is unknown or the history is empty, as in :meth:`score`.
+        """
+        assert self.calibrated_trend, "no calibrated trend term"
+        trend = self._trend
+        assert trend is not None
+        lengths = np.asarray(lengths)
+        rows = np.where(lengths > 0, trend.bucket(times, len(lengths)), 0)  # bucket: row 0 where the time is unknown
+        table = self.module.trend_basis
+        assert table is not None
+        return self.module.trend_alpha * table[torch.from_numpy(rows).to(table.device)]  # (B, n_items)
+
     @torch.no_grad()
     def gates(self, queries: Queries) -> np.ndarray:
         """Short-term share of the user vector at request time, ``(B,)`` in [0, 1]."""

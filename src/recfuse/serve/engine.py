@@ -123,9 +123,11 @@ class Engine:
             else [None] * len(bundle.items)
         )
         self.text_vectors = None if bundle.text_vectors is None else np.asarray(bundle.text_vectors, np.float32)
-        # The fusion fast path (cached content table, cached user vectors) has no trend term: a model
-        # trained with one (trend_days > 0) is scored by its own ``score``.
-        self.fast = self.model.name == "fusion" and getattr(self.model, "_trend", None) is None
+        # The fusion fast path: cached content table, cached user vectors, plus the calibrated trend term
+        # (one weight on a fixed table) at each request's time.  A learned trend term depends on the
+        # forward pass, so such a model is scored by its own ``score``.
+        self.trend = self.model.name == "fusion" and bool(getattr(self.model, "calibrated_trend", False))
+        self.fast = self.model.name == "fusion" and (getattr(self.model, "_trend", None) is None or self.trend)
         self.explains = hasattr(self.model, "explain")
         self.can_add = hasattr(self.model, "add_items") and getattr(getattr(self.model, "module", None), "text", None) is not None
         self._refresh()
@@ -222,7 +224,14 @@ class Engine:
                 self._cache.move_to_end(k)
         while len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)
-        return (torch.stack(vecs) @ self._content[1:].T).float(), gates, q
+        return self._plus_trend((torch.stack(vecs) @ self._content[1:].T).float(), q.time, q.lengths()), gates, q
+
+    def _plus_trend(self, scores: torch.Tensor, times: np.ndarray | None, lengths: np.ndarray) -> torch.Tensor:
+        """``scores`` with the model's calibrated trend term at the requests' times added (if it has one)."""
+        if not self.trend:
+            return scores
+        model: Any = self.model
+        return scores + model.trend_term(times, lengths).to(scores.dtype)
 
     def try_cached(self, job: Job) -> dict[str, Any] | None:
         """The answer to ``job`` straight from the user cache, or ``None`` (a miss, an explanation,
@@ -243,6 +252,8 @@ class Engine:
             self.cache_hits += 1
             with torch.inference_mode():
                 scores = (found[0][None] @ self._content[1:].T).float()  # (1, n_items)
+                times = None if job.now is None else np.array([job.now], np.float64)
+                scores = self._plus_trend(scores, times, np.array([len(job.history)]))
             return self._answers([job], scores, np.array([found[1]], np.float32), None)[0]
         finally:
             self.lock.release()
