@@ -106,7 +106,9 @@ def compare(a: str, b: str, out: Path, b_out: Path | None = None) -> None:
     lines = [head, ""]
     lines.append("| model | NDCG@10 mean ± std | per seed | HR@10 | valid NDCG@10 | best epochs | s to best epoch (median) | params |")
     lines.append("|---|---|---|---|---|---|---|---|")
-    for m, runs in ((a, ra), (b, rb)):
+    # The same model name from two folders (a switch against the default): label the rows by folder.
+    la, lb = (a, b) if a != b or b_out is None else (f"{a} ({out.name})", f"{b} ({b_out.name})")
+    for m, runs in ((la, ra), (lb, rb)):
         t = [runs[s][0]["test"]["ndcg@10"] for s in seeds]
         h = [runs[s][0]["test"]["hit@10"] for s in seeds]
         v = [runs[s][0]["valid"]["ndcg@10"] for s in seeds]
@@ -115,16 +117,16 @@ def compare(a: str, b: str, out: Path, b_out: Path | None = None) -> None:
         lines.append(f"| {m} | {np.mean(t):.4f} ± {np.std(t, ddof=1) if len(t) > 1 else 0:.4f} | "
                      f"{', '.join(f'{x:.4f}' for x in t)} | {np.mean(h):.4f} | {np.mean(v):.4f} | {ep} | "
                      f"{np.median(sb):.0f} | {runs[seeds[0]][0]['params']} |")
-    per = {m: np.mean([runs[s][1]["ndcg@10"] for s in seeds], axis=0) for m, runs in ((a, ra), (b, rb))}
-    ratio = float(np.mean(per[a]) / np.mean(per[b]))  # over queries
+    per = {m: np.mean([runs[s][1]["ndcg@10"] for s in seeds], axis=0) for m, runs in ((la, ra), (lb, rb))}
+    ratio = float(np.mean(per[la]) / np.mean(per[lb]))  # over queries
     user = ra[seeds[0]][1]["user"]
     n_queries = len(user)
     if len(np.unique(user)) < len(user):  # several queries per user (temporal-events): test the users' means
         _, idx = np.unique(user, return_inverse=True)
         per = {m: np.bincount(idx, v) / np.bincount(idx) for m, v in per.items()}
-    t = paired_test(per[a], per[b])
+    t = paired_test(per[la], per[lb])
     over = f"{t['n']} users" + (f" (means of their {n_queries} queries)" if t["n"] < n_queries else "")
-    lines += ["", (f"{a} / {b} = {ratio:.3f} (NDCG@10, mean over seeds); paired Wilcoxon over {over} "
+    lines += ["", (f"{la} / {lb} = {ratio:.3f} (NDCG@10, mean over seeds); paired Wilcoxon over {over} "
                    f"p = {t['wilcoxon_p']:.3g}, paired t-test p = {t['ttest_p']:.3g}")]
     text = "\n".join(lines)
     print(text)

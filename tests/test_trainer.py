@@ -55,3 +55,39 @@ def test_learning_rate_decays_on_each_plateau_and_resets_on_a_new_best() -> None
 def test_bad_decay_is_refused() -> None:
     with pytest.raises(ValueError, match="lr_decay"):
         _fit([0.1], lr_decay=0.0)
+
+
+class FakePathModel:
+    """A stand-in whose one weight follows a scripted path, one value per epoch, and whose valid metric
+    is ``-(w - 1)^2``: no single epoch lands on 1, some averages of them come close."""
+
+    def __init__(self, path: list[float]) -> None:
+        self.module = torch.nn.Linear(1, 1)
+        self.device = torch.device("cpu")
+        self.path = iter(path)
+
+    def train_batches(self, rng: np.random.Generator, batch_size: int) -> Iterator[dict[str, torch.Tensor]]:
+        yield {}
+
+    def training_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        with torch.no_grad():
+            self.module.weight.fill_(next(self.path))
+        return (self.module.weight * 0).sum()  # zero gradient: Adam leaves the weight where the path put it
+
+    def validate(self, valid: object) -> float:
+        return -float((self.module.weight.detach() - 1.0) ** 2)
+
+
+def test_greedy_soup_averages_the_best_epochs_while_valid_improves() -> None:
+    path = [0.0, 2.0, 0.4, 1.7, 3.0, 3.0, 3.0]  # valid -1, -1, -0.36, -0.49, -4, ...
+    c = TrainConfig(epochs=len(path), progress=False, precision="fp32", patience=3, average_top=3)
+    model = FakePathModel(path)
+    info = Trainer(c).fit(model, valid=object())
+    # best 0.4 (epoch 3); + 1.7 (epoch 4) -> 1.05 is better; + 0.0 (epoch 1) -> 0.7 is worse: left out
+    assert info["soup"]["epochs"] == [3, 4] and info["soup"]["tried"] == 3
+    assert float(model.module.weight.detach()) == pytest.approx(1.05)
+    assert info["best_valid_ndcg@10"] == pytest.approx(-0.0025, abs=1e-6)  # float32 weight
+    assert info["best_epoch"] == 3  # the best single epoch, as before
+    alone = FakePathModel(path)
+    info = Trainer(TrainConfig(epochs=len(path), progress=False, precision="fp32", patience=3)).fit(alone, valid=object())
+    assert "soup" not in info and float(alone.module.weight.detach()) == pytest.approx(0.4)

@@ -43,6 +43,10 @@ class TrainConfig(ModelConfig):
     lr_decay: float = 1.0  # on a plateau, multiply the learning rate by this (1 = constant rate)
     decay_after: int = 5  # epochs without a better valid NDCG@10 (or since the last decay) before each decay
     eval_every: int = 1
+    # Greedy weight averaging ("model soup", Wortsman et al. 2022) over the ``average_top`` best epochs by
+    # valid NDCG@10: from the best one, each next checkpoint joins the average if valid does not drop.
+    # 0 or 1: the best epoch alone.
+    average_top: int = 0
     max_seconds: float = 0.0  # 0 = no wall-clock limit
     device: str = "auto"  # "auto" picks CUDA when available
     precision: str = "auto"  # "bf16" | "fp32" | "auto" (bf16 autocast where the hardware has it)
@@ -104,6 +108,7 @@ class Trainer:
         dtype = resolve_precision(c.precision, device)
         opt = torch.optim.Adam(model.module.parameters(), lr=c.learning_rate, weight_decay=c.weight_decay)
         best_metric, best_epoch, best_state = -np.inf, 0, None
+        top: list[tuple[float, int, dict[str, torch.Tensor]]] = []  # (valid, epoch, state) of the average_top best
         if not 0.0 < c.lr_decay <= 1.0:
             raise ValueError(f"lr_decay must be in (0, 1], got {c.lr_decay}")
         lr, decayed_at = c.learning_rate, 0
@@ -134,6 +139,10 @@ class Trainer:
                     with torch.no_grad():
                         metric = model.validate(valid)
                     row["valid_ndcg@10"] = metric
+                    if c.average_top > 1 and (len(top) < c.average_top or metric > top[-1][0]):
+                        top.append((metric, epoch, copy.deepcopy(model.module.state_dict())))
+                        top.sort(key=lambda r: -r[0])  # stable: an earlier epoch first among equals
+                        del top[c.average_top :]
                     if metric > best_metric:
                         best_metric, best_epoch = metric, epoch
                         best_state = copy.deepcopy(model.module.state_dict())
@@ -166,6 +175,10 @@ class Trainer:
         else:
             best_epoch = len(history)
         model.module.eval()
+        soup = None
+        if valid is not None and len(top) > 1:
+            soup = greedy_soup(model, valid, top)
+            best_metric = soup["valid_ndcg@10"]
         # Time to the best epoch: what early stopping "needed"; the rest is patience.
         per_epoch = elapsed / max(len(history), 1)
         return {
@@ -175,7 +188,36 @@ class Trainer:
             "train_seconds": elapsed,
             "seconds_to_best_epoch": per_epoch * best_epoch,
             "history": history,
+            **({"soup": soup} if soup is not None else {}),
         }
+
+
+def average_states(states: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """The element-wise mean of floating-point entries; other entries (counters, masks) from the first state.
+
+    >>> average_states([{"w": torch.tensor([0.0, 2.0]), "n": torch.tensor(3)}, {"w": torch.tensor([1.0, 0.0]), "n": torch.tensor(5)}])
+    {'w': tensor([0.5000, 1.0000]), 'n': tensor(3)}
+    """
+    out = {}
+    for key, first in states[0].items():
+        out[key] = torch.stack([s[key] for s in states]).mean(0).to(first.dtype) if first.is_floating_point() else first
+    return out
+
+
+def greedy_soup(model: Trainable, valid: EvalSet, top: list[tuple[float, int, dict[str, torch.Tensor]]]) -> dict[str, Any]:
+    """Load the greedy average of ``top`` (``(valid, epoch, state)``, best first) into ``model``: each next
+    checkpoint joins if the average's valid NDCG@10 does not drop.  Returns the epochs used and that valid."""
+    members, best = [top[0]], top[0][0]
+    for cand in top[1:]:
+        model.module.load_state_dict(average_states([m[2] for m in [*members, cand]]))
+        model.module.eval()
+        with torch.no_grad():
+            metric = model.validate(valid)
+        if metric >= best:
+            members, best = [*members, cand], metric
+    model.module.load_state_dict(average_states([m[2] for m in members]))
+    model.module.eval()
+    return {"epochs": [m[1] for m in members], "valid_ndcg@10": float(best), "tried": len(top)}
 
 
 def _progress(enabled: bool) -> Any:
