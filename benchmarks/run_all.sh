@@ -155,6 +155,28 @@ for s in 0 1; do
   $PY benchmarks/trend_probe.py fusion $s --set precision=fp32 --windows 30 --bucketed --by gap --by length --newness \
     --scores /tmp/trend-probe-fusion$s.npz | grep -v "^window 30d alpha [0-9.]*:" > $P/fusion-seed$s-by.txt
 done
+for s in 0 1; do  # stopped after two seeds: behind on valid (the selection criterion)
+  $PY benchmarks/seed_runs.py fit fusion $s --set patience=20 --set trend_days=30 --set drop_positions=true \
+    --set precision=fp32 --out $OUT/ml-100k-trend-droppos
+done
+$PY benchmarks/seed_runs.py compare fusion fusion --out $OUT/ml-100k-trend-droppos --b-out $OUT/ml-100k-trend
+for s in 2 3 4; do
+  $PY benchmarks/seed_runs.py fit fusion $s --split temporal-events --set patience=20 --set trend_days=30 \
+    --set precision=fp32 --out $OUT/ml-100k-temporal-events-trend
+done
+for s in 0 1 2 3 4; do
+  $PY benchmarks/seed_runs.py fit sasrec $s --split temporal-events --set patience=20 --set precision=fp32 \
+    --out $OUT/ml-100k-temporal-events-trend
+done
+$PY benchmarks/seed_runs.py compare fusion fusion_notrend --out $OUT/ml-100k-temporal-events-trend
+$PY benchmarks/seed_runs.py compare fusion sasrec --out $OUT/ml-100k-temporal-events-trend
+#     From here the trend term is the default (trend_days=30): cold-start items and the ablation again.
+$R benchmark --dataset ml-100k --models pop,fusion --seeds 3 --no-tune --cold-items 0.1 --set fusion.id_dropout=0.05 \
+  --set fusion.patience=20 --set fusion.precision=fp32 --out $OUT/ml-100k-cold-trend --quiet
+$PY benchmarks/cold_warm_check.py --model fusion --seeds 3 --from-runs $OUT/ml-100k-trend \
+  --out $OUT/ml-100k-cold-trend/warm_all_items_seen.json
+$R ablate --dataset ml-100k --seeds 3 --variants no_text,long_only,short_only,fixed_gate,no_time --set patience=20 \
+  --set precision=fp32 --jobs 2 --out $OUT/ml-100k-ablation-trend --quiet
 # 10. Speed: the chunked catalogue softmax, epoch times, and the service under load with and
 #     without the user-vector cache (model: seed 0 of row 6, saved under models/bench/fusion).
 $PY benchmarks/ce_speed.py

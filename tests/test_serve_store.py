@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import sqlalchemy as sa
+import torch
 
 pytest.importorskip("fastapi")
 
@@ -212,6 +213,11 @@ def test_engine_adds_the_calibrated_trend_term_on_its_fast_path(tmp_path: Path) 
         np.testing.assert_allclose(again["scores"], scores[0], rtol=1e-4, atol=1e-4)
     bundle.model.module.trend_alpha.fill_(0.0)  # type: ignore[attr-defined]
     assert not np.allclose(bundle.model.recommend(q, 10)[1], scores)  # the term did move the scores
+    table = bundle.model.module.trend_basis.clone()  # type: ignore[attr-defined]
+    bundle.model.add_items(np.ones((1, bundle.text_vectors.shape[1]), np.float32))  # type: ignore[attr-defined,union-attr]
+    grown = bundle.model.module.trend_basis  # type: ignore[attr-defined]
+    assert grown.shape[1] == table.shape[1] + 1  # a new item: no events yet, so each row's mean
+    assert torch.allclose(grown[:, -1], table.mean(dim=1)) and torch.equal(grown[:, :-1], table)
 
 
 def test_engine_scores_a_learned_trend_model_by_the_model(tmp_path: Path) -> None:

@@ -43,6 +43,16 @@ def test_counts_are_strictly_before_the_request_bucket_and_age_out() -> None:
     assert counts[1].sum() == 0.0
 
 
+def test_an_item_without_events_gets_each_rows_mean() -> None:
+    """Unknown popularity is not zero popularity: a cold item sits at the row's mean, not under every warm item."""
+    item, time = np.array([0, 0, 1]), np.array([0.0, 1.0, 45 * DAY])  # item 2 never occurs
+    counts, _, _ = trend_counts(item, time, 3, 30 * DAY)
+    assert np.allclose(counts[:, 2], counts[:, :2].mean(axis=1))
+    assert np.isclose(counts[2, 2], np.log1p(2.0) / 2) and counts[0, 2] == 0.0  # day 1: item 0 twice, item 1 not yet
+    seen, _, _ = trend_counts(item, time, 2, 30 * DAY)
+    assert np.array_equal(counts[:, :2], seen)  # the seen items are untouched
+
+
 def test_rank_reconstructs_the_centred_table() -> None:
     rng = np.random.default_rng(0)
     item, time = rng.integers(0, 6, 300), np.sort(rng.uniform(0, 90 * DAY, 300))
@@ -84,7 +94,7 @@ def test_the_trend_term_ranks_the_fashion_of_the_request_month() -> None:
     data = _fashion_log()
     with_trend = Fusion(epochs=60, learning_rate=1e-2, patience=60, trend_days=30, trend_mode="learned", **SMALL).fit(data)
     assert _x_minus_y(with_trend, data, 35) > 0 > _x_minus_y(with_trend, data, 95)
-    without = Fusion(epochs=60, learning_rate=1e-2, patience=60, **SMALL).fit(data)
+    without = Fusion(epochs=60, learning_rate=1e-2, patience=60, trend_days=0, **SMALL).fit(data)
     assert np.isclose(_x_minus_y(without, data, 35), _x_minus_y(without, data, 95), atol=1e-5)
 
 

@@ -34,10 +34,11 @@ where ``now`` embeds the time since the user's last event at request time
 ``g * s + (1 - g) * l``: ``g`` is the short-term share, returned by
 :meth:`Fusion.gates` and in every explanation.
 
-**Trend** (``trend_days > 0``, off by default): the item side of timeliness,
-each item's log count of training events in the days before the request's
-day, added to its score with a weight picked on valid after training
-(``trend_mode="calibrated"``) or trained with the model ("learned").
+**Trend** (``trend_days``, 30 by default; 0 turns it off, and it is inert
+without timestamps): the item side of timeliness, each item's log count of
+training events in the days before the request's day, added to its score
+with a weight picked on valid after training (``trend_mode="calibrated"``)
+or trained with the model ("learned").
 
 **Loss**: full-softmax cross-entropy at every position, like SASRec
 (``future > 0`` adds the events after the next one as further targets).
@@ -50,6 +51,7 @@ short-term state).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Self
@@ -108,8 +110,10 @@ class FusionConfig(SASRecConfig):
     # bucket, so no event counts toward a request in its own day) is added to its score, scaled by
     # ``trend_mode`` = "calibrated": one weight picked on valid NDCG@10 after training (TREND_ALPHAS) |
     # "learned": a weight of the request-time gap trained with the model, the (buckets x items) table
-    # entering the softmax through its rank-``trend_rank`` SVD.  0 days: off (needs timestamps).
-    trend_days: float = 0.0
+    # entering the softmax through its rank-``trend_rank`` SVD.  0 days: off (it needs timestamps, so it is
+    # inert on data without them).  30 days, calibrated, picked on valid over 5 ml-100k seeds: valid NDCG@10
+    # 0.1496 against 0.1443 for the same fits without it (test 0.1270 against 0.1225).
+    trend_days: float = 30.0
     trend_mode: str = "calibrated"
     trend_rank: int = 8
 
@@ -180,7 +184,8 @@ def trend_counts(item: np.ndarray, time: np.ndarray, n_items: int, window: float
 
     Buckets are ``window / 30`` wide (wider when the table would pass
     :data:`TREND_CELLS`); row ``k >= 1`` counts the events in buckets
-    ``[k - 1 - 30, k - 1)``, strictly before request bucket ``k - 1``.
+    ``[k - 1 - 30, k - 1)``, strictly before request bucket ``k - 1``.  An item
+    with no event at all gets each row's mean over the items with events.
 
     >>> c, t0, w = trend_counts(np.array([0, 0, 1]), np.array([0.0, 1.0, 45.0]), 2, 30.0)
     >>> w, len(c), np.expm1(c[[1, 2, 3, 31, 32, 46, 47]]).round().tolist()  # item 1's event never counts in its own bucket 45 (row 46)
@@ -200,6 +205,9 @@ def trend_counts(item: np.ndarray, time: np.ndarray, n_items: int, window: float
     k = np.arange(n_buckets)  # request bucket
     out = np.zeros((n_buckets + 1, n_items), np.float32)
     out[1:] = np.log1p(cum[k] - cum[np.maximum(k - span, 0)])
+    unseen = cum[-1] == 0  # items with no event in the whole log: their popularity is unknown, not zero, so
+    if unseen.any() and not unseen.all():  # they get each row's mean over the seen items (a cold item is not
+        out[:, unseen] = out[:, ~unseen].mean(axis=1, keepdims=True)  # pushed under every warm one)
     return out, t0, width
 
 
@@ -466,6 +474,7 @@ class Fusion(SequentialRecommender):
         """Add the trend table to the trained model and pick its weight on valid NDCG@10 (0 without valid)."""
         from recfuse.evaluate.protocol import valid_ndcg
 
+        started = time.perf_counter()
         counts, t0, width = trend_counts(train.item, np.asarray(train.timestamp, np.float64), train.n_items,
                                          self.config.trend_days * 86400.0)
         self._trend = Trend(counts, None, t0, width)
@@ -477,7 +486,8 @@ class Fusion(SequentialRecommender):
                 found[str(a)] = valid_ndcg(self, valid)
         best = max(found, key=lambda a: found[a]) if found else "0.0"
         self.module.trend_alpha.fill_(float(best))
-        self.fit_info["trend"] = {"alpha": float(best), "valid_ndcg@10": found, "days": self.config.trend_days}
+        self.fit_info["trend"] = {"alpha": float(best), "valid_ndcg@10": found, "days": self.config.trend_days,
+                                  "seconds": time.perf_counter() - started}
 
     @staticmethod
     def _text_matrix(data: Interactions) -> np.ndarray | None:
@@ -792,10 +802,12 @@ class Fusion(SequentialRecommender):
         dev = module.text.device
         module.text = torch.cat([module.text, torch.from_numpy(text).to(dev)])
         module.warm = torch.cat([module.warm, torch.zeros(n, dtype=torch.bool, device=dev)])
-        if module.trend_items is not None:  # no events yet: nothing trending
+        # No events yet: popularity unknown, so each trend row's mean (as trend_counts gives unseen items).
+        if module.trend_items is not None:  # centred rows: the mean is 0
             module.trend_items = torch.cat([module.trend_items, module.trend_items.new_zeros(n, module.trend_items.shape[1])])
         elif module.trend_basis is not None:
-            module.trend_basis = torch.cat([module.trend_basis, module.trend_basis.new_zeros(len(module.trend_basis), n)], dim=1)
+            mean = module.trend_basis.mean(dim=1, keepdim=True)  # (n_buckets + 1, 1)
+            module.trend_basis = torch.cat([module.trend_basis, mean.expand(-1, n)], dim=1)
         old = module.item_emb.weight.data
         module.item_emb = nn.Embedding(len(old) + n, old.shape[1], padding_idx=0).to(dev)
         module.item_emb.weight.data[: len(old)] = old
