@@ -170,6 +170,8 @@ for s in 0 1 2 3 4; do
 done
 $PY benchmarks/seed_runs.py compare fusion fusion_notrend --out $OUT/ml-100k-temporal-events-trend
 $PY benchmarks/seed_runs.py compare fusion sasrec --out $OUT/ml-100k-temporal-events-trend
+$PY benchmarks/seed_runs.py fit fusion 0 --set patience=20 --set average_top=5 --set precision=fp32 \
+  --out $OUT/ml-100k-trend-soup   # greedy weight averaging: kept only the best epoch (fit_info.soup)
 #     From here the trend term is the default (trend_days=30): cold-start items and the ablation again.
 $R benchmark --dataset ml-100k --models pop,fusion --seeds 3 --no-tune --cold-items 0.1 --set fusion.id_dropout=0.05 \
   --set fusion.patience=20 --set fusion.precision=fp32 --out $OUT/ml-100k-cold-trend --quiet
