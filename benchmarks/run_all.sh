@@ -172,13 +172,14 @@ $PY benchmarks/seed_runs.py compare fusion fusion_notrend --out $OUT/ml-100k-tem
 $PY benchmarks/seed_runs.py compare fusion sasrec --out $OUT/ml-100k-temporal-events-trend
 $PY benchmarks/seed_runs.py fit fusion 0 --set patience=20 --set average_top=5 --set precision=fp32 \
   --out $OUT/ml-100k-trend-soup   # greedy weight averaging: kept only the best epoch (fit_info.soup)
-#     From here the trend term is the default (trend_days=30): cold-start items and the ablation again.
+#     Cold-start items and the ablation with the trend term (run at commit 6efdb53, where it was the
+#     default; the cold run with zero-filled unseen items at commit 04bf32d, into ml-100k-cold-trend-zerofill).
 $R benchmark --dataset ml-100k --models pop,fusion --seeds 3 --no-tune --cold-items 0.1 --set fusion.id_dropout=0.05 \
-  --set fusion.patience=20 --set fusion.precision=fp32 --out $OUT/ml-100k-cold-trend --quiet
+  --set fusion.trend_days=30 --set fusion.patience=20 --set fusion.precision=fp32 --out $OUT/ml-100k-cold-trend --quiet
 $PY benchmarks/cold_warm_check.py --model fusion --seeds 3 --from-runs $OUT/ml-100k-trend \
   --out $OUT/ml-100k-cold-trend/warm_all_items_seen.json
 $R ablate --dataset ml-100k --seeds 3 --variants no_text,long_only,short_only,fixed_gate,no_time --set patience=20 \
-  --set precision=fp32 --jobs 2 --out $OUT/ml-100k-ablation-trend --quiet
+  --set trend_days=30 --set precision=fp32 --jobs 2 --out $OUT/ml-100k-ablation-trend --quiet
 # 10. Speed: the chunked catalogue softmax, epoch times, and the service under load with and
 #     without the user-vector cache (model: seed 0 of row 6, saved under models/bench/fusion).
 $PY benchmarks/ce_speed.py

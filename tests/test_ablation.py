@@ -58,6 +58,10 @@ def test_variants_full_first_and_switches_only() -> None:
     assert list(bench_cli.ABLATION_NAMES) == list(ABLATIONS)  # --help lists what the module runs
     with pytest.raises(ValueError, match="varies these"):
         ablation_variants(None, {"gate": "short"})
+    with pytest.raises(ValueError, match="varies these"):
+        ablation_variants(["trend"], {"trend_days": 7.0})
+    with_trend = ablation_variants(["no_text"], {"trend_days": 30.0})  # no chosen row varies it: every row has it
+    assert [v.params for v in with_trend] == [{"trend_days": 30.0}, {"trend_days": 30.0, "use_text": False}]
     with pytest.raises(ValueError, match="unknown variant"):
         ablation_variants(["no_such"])
     with pytest.raises(ValueError, match="unknown hyperparameter"):

@@ -33,17 +33,19 @@ REFERENCE = "full"
 
 #: ``{label: (fixed FusionConfig switches, what the row leaves out)}``, in table order.
 ABLATIONS: dict[str, tuple[dict[str, Any], str]] = {
-    "full": ({}, "full model: text, time (gaps and trend), rating, learned long/short gate"),
+    "full": ({}, "full model: text, time, rating, learned long/short gate"),
     "no_text": ({"use_text": False}, "no item text (ID embeddings only)"),
     "long_only": ({"gate": "long"}, "long-term interest only"),
     "short_only": ({"gate": "short"}, "short-term interest only"),
     "fixed_gate": ({"gate": "fixed"}, "fixed 50/50 fusion instead of the learned gate"),
-    "no_time": ({"use_time": False}, "no timeliness features (time gaps and the trend term)"),
+    "no_time": ({"use_time": False}, "no timeliness features (time gaps; the trend term too, when set)"),
     "no_rating": ({"use_rating": False}, "no rating features"),
-    "no_trend": ({"trend_days": 0.0}, "no trend term (item popularity in the 30 days before the request)"),
+    # Not an ablation but an addition: the trend term is off by default (README, "Trend").
+    "trend": ({"trend_days": 30.0}, "plus the trend term (item popularity in the 30 days before the request)"),
 }
 
-#: The parameters the rows vary; ``--set`` may not fix them (it would change what "full" means).
+#: The parameters the rows vary; ``--set`` may not fix one that a chosen row varies (it would change what
+#: that row means); ``--set trend_days=30`` with rows that leave it alone ablates the model with the term.
 SWITCHES = ("use_text", "use_time", "use_rating", "gate", "trend_days")
 
 
@@ -58,14 +60,15 @@ def ablation_variants(names: Sequence[str] | None = None, params: dict[str, Any]
     {'epochs': 2, 'use_text': False}
     """
     params = dict(params or {})
-    clash = sorted(set(params) & set(SWITCHES))
-    if clash:
-        raise ValueError(f"{clash}: the ablation varies these itself; leave them to the variants")
     unknown = sorted(set(names or ()) - set(ABLATIONS))
     if unknown:
         raise ValueError(f"unknown variant(s) {unknown}; available: {list(ABLATIONS)}")
     wanted = set(names) if names is not None else set(ABLATIONS)
     wanted.add(REFERENCE)
+    varied = {key for label in wanted for key in ABLATIONS[label][0]}
+    clash = sorted(set(params) & varied)
+    if clash:
+        raise ValueError(f"{clash}: the ablation varies these itself; leave them to the variants")
     out = [Variant(label, MODEL, {**params, **switch}) for label, (switch, _) in ABLATIONS.items() if label in wanted]
     for v in out:
         make_config(MODEL, v.params)  # a misspelt --set fails here, before any fitting

@@ -34,8 +34,8 @@ where ``now`` embeds the time since the user's last event at request time
 ``g * s + (1 - g) * l``: ``g`` is the short-term share, returned by
 :meth:`Fusion.gates` and in every explanation.
 
-**Trend** (``trend_days``, 30 by default; 0 turns it off, and it is inert
-without timestamps): the item side of timeliness, each item's log count of
+**Trend** (``trend_days > 0``; off by default, and inert without
+timestamps): the item side of timeliness, each item's log count of
 training events in the days before the request's day, added to its score
 with a weight picked on valid after training (``trend_mode="calibrated"``)
 or trained with the model ("learned").
@@ -111,9 +111,10 @@ class FusionConfig(SASRecConfig):
     # ``trend_mode`` = "calibrated": one weight picked on valid NDCG@10 after training (TREND_ALPHAS) |
     # "learned": a weight of the request-time gap trained with the model, the (buckets x items) table
     # entering the softmax through its rank-``trend_rank`` SVD.  0 days: off (it needs timestamps, so it is
-    # inert on data without them).  30 days, calibrated, picked on valid over 5 ml-100k seeds: valid NDCG@10
-    # 0.1496 against 0.1443 for the same fits without it (test 0.1270 against 0.1225).
-    trend_days: float = 30.0
+    # inert on data without them).  30 days, calibrated, wins on valid over 5 ml-100k seeds (0.1496 against
+    # 0.1443 for the same fits without it; test 0.1270 against 0.1225), but it costs the cold-start slice its
+    # every hit (Recall@10 0.015 -> 0: a never-seen item has no count to rise by), so it stays off by default.
+    trend_days: float = 0.0
     trend_mode: str = "calibrated"
     trend_rank: int = 8
 
