@@ -113,7 +113,8 @@ class FusionConfig(SASRecConfig):
     # entering the softmax through its rank-``trend_rank`` SVD.  0 days: off (it needs timestamps, so it is
     # inert on data without them).  30 days, calibrated, wins on valid over 5 ml-100k seeds (0.1496 against
     # 0.1443 for the same fits without it; test 0.1270 against 0.1225), but it costs the cold-start slice its
-    # every hit (Recall@10 0.015 -> 0: a never-seen item has no count to rise by), so it stays off by default.
+    # every hit (Recall@10 0.015 -> 0: a never-seen item has no recent count, so the popular items it competes
+    # with rise past it), so it stays off by default.
     trend_days: float = 0.0
     trend_mode: str = "calibrated"
     trend_rank: int = 8

@@ -139,13 +139,14 @@ class Trainer:
                     with torch.no_grad():
                         metric = model.validate(valid)
                     row["valid_ndcg@10"] = metric
-                    if c.average_top > 1 and (len(top) < c.average_top or metric > top[-1][0]):
-                        top.append((metric, epoch, copy.deepcopy(model.module.state_dict())))
+                    keep = c.average_top > 1 and (len(top) < c.average_top or metric > top[-1][0])
+                    state = copy.deepcopy(model.module.state_dict()) if keep or metric > best_metric else None
+                    if keep and state is not None:
+                        top.append((metric, epoch, state))
                         top.sort(key=lambda r: -r[0])  # stable: an earlier epoch first among equals
                         del top[c.average_top :]
                     if metric > best_metric:
-                        best_metric, best_epoch = metric, epoch
-                        best_state = copy.deepcopy(model.module.state_dict())
+                        best_metric, best_epoch, best_state = metric, epoch, state
                     elif epoch - best_epoch >= c.patience:
                         stop = True
                     elif c.lr_decay < 1.0 and epoch - max(best_epoch, decayed_at) >= c.decay_after:
