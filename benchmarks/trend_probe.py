@@ -61,19 +61,6 @@ def bucketed_counts(item: np.ndarray, time: np.ndarray, n_items: int, es: EvalSe
     return counts[Trend(counts, None, t0, width).bucket(es.queries.time, len(es))]
 
 
-def ndcg10(scores: np.ndarray, es: EvalSet) -> float:
-    """Mean NDCG@10 with each query's history masked, through the protocol's own metrics."""
-    s = scores.copy()
-    q = es.queries
-    s[np.repeat(np.arange(len(es)), q.lengths()), q.items] = -np.inf
-    top = np.argsort(-s, axis=1, kind="stable")[:, :10]
-    return float(
-        metrics.per_query(metrics.hits_matrix(top, es.target_indptr, es.targets), np.diff(es.target_indptr), (10,))[
-            "ndcg@10"
-        ].mean()
-    )
-
-
 def per_query_ndcg10(scores: np.ndarray, es: EvalSet) -> np.ndarray:
     """Each query's NDCG@10, history masked."""
     s = scores.copy()
@@ -83,6 +70,11 @@ def per_query_ndcg10(scores: np.ndarray, es: EvalSet) -> np.ndarray:
     return metrics.per_query(metrics.hits_matrix(top, es.target_indptr, es.targets), np.diff(es.target_indptr), (10,))[
         "ndcg@10"
     ]
+
+
+def ndcg10(scores: np.ndarray, es: EvalSet) -> float:
+    """Mean NDCG@10 with each query's history masked, through the protocol's own metrics."""
+    return float(per_query_ndcg10(scores, es).mean())
 
 
 def by_tercile(scores: dict, counts: dict, sets: dict, feature: str) -> str:
