@@ -28,13 +28,14 @@ from recfuse.data.split import leave_one_out
 SLICES = [(0, 60, "under 1 min"), (60, 3600, "1 min - 1 h"), (3600, 86400, "1 h - 1 day"), (86400, np.inf, "over 1 day")]
 
 
-def per_user(runs: Path, a: str, b: str) -> tuple[np.ndarray, np.ndarray]:
-    """Each model's per-user test NDCG@10, averaged over the seeds both have."""
+def per_user(runs: Path, a: str, b: str, key: str = "ndcg@10") -> tuple[np.ndarray, np.ndarray]:
+    """Each model's per-user ``key`` (test NDCG@10; ``valid_ndcg@10`` on valid), averaged over the seeds both have."""
     ra, rb = load_runs(runs, a), load_runs(runs, b)
-    seeds = sorted(set(ra) & set(rb))
+    seeds = sorted(s for s in set(ra) & set(rb) if key in ra[s][1] and key in rb[s][1])
     if not seeds:
-        raise SystemExit(f"{runs}: no seed that both {a} and {b} have (benchmarks/seed_runs.py fit MODEL SEED --out {runs})")
-    return tuple(np.mean([r[s][1]["ndcg@10"] for s in seeds], axis=0) for r in (ra, rb))  # type: ignore[return-value]
+        raise SystemExit(f"{runs}: no seed where both {a} and {b} have {key} "
+                         f"(benchmarks/seed_runs.py fit MODEL SEED --out {runs}; valid metrics since session 12)")
+    return tuple(np.mean([r[s][1][key] for s in seeds], axis=0) for r in (ra, rb))  # type: ignore[return-value]
 
 
 def main() -> None:
@@ -44,23 +45,25 @@ def main() -> None:
     ap.add_argument("--runs", type=Path, required=True, help="seed_runs.py output folder")
     ap.add_argument("--dataset", default="ml-100k")
     ap.add_argument("--model", type=Path, default=None, help="a fusion model directory: gate and hidden-time NDCG")
+    ap.add_argument("--valid", action="store_true", help="the valid queries instead of the test ones")
     args = ap.parse_args()
 
     split = leave_one_out(load_dataset(args.dataset))
-    q = split.test.queries
+    es = split.valid if args.valid else split.test
+    q = es.queries
     last = q.timestamps[q.indptr[1:] - 1]
-    gap = q.time - last  # (n_users,) seconds from the last history event to the test event
-    a, b = per_user(args.runs, args.model_a, args.model_b)
+    gap = q.time - last  # (n_users,) seconds from the last history event to the target event
+    a, b = per_user(args.runs, args.model_a, args.model_b, "valid_ndcg@10" if args.valid else "ndcg@10")
     extra: dict[str, np.ndarray] = {}
     if args.model is not None:
         from recfuse.bundle import Bundle
         from recfuse.evaluate.protocol import evaluate
 
         m = Bundle.load(args.model).model
-        hidden = dataclasses.replace(split.test, queries=dataclasses.replace(q, time=np.full(len(q), np.nan)))
-        extra = {"gate": m.gates(q), "ndcg": evaluate(m, split.test, split.train).per_query["ndcg@10"],
+        hidden = dataclasses.replace(es, queries=dataclasses.replace(q, time=np.full(len(q), np.nan)))
+        extra = {"gate": m.gates(q), "ndcg": evaluate(m, es, split.train).per_query["ndcg@10"],
                  "ndcg_hidden": evaluate(m, hidden, split.train).per_query["ndcg@10"]}
-    head = f"| gap to the test event | users | {args.model_a} | {args.model_b} | ratio |"
+    head = f"| gap to the {'valid' if args.valid else 'test'} event | users | {args.model_a} | {args.model_b} | ratio |"
     if extra:
         head += f" {args.model.name}: gate | NDCG@10 | NDCG@10, time hidden |"
     print(head)

@@ -3,7 +3,8 @@
 `recfuse benchmark` runs every seed in one process; this script runs one
 (model, seed) per call and stores its per-user test NDCG@10 / HR@10 under
 ``--out`` (``MODEL-seedN.npz`` + ``.json``), so seeds can run side by side
-(one torch thread each on a 2-core machine) and a run that is cut off keeps
+(one torch thread each on a 2-core machine; the per-user valid metrics ride
+along as ``valid_*``) and a run that is cut off keeps
 the seeds it finished.  ``compare`` then prints the leaderboard and a paired
 Wilcoxon signed-rank test (per-user metric averaged over the seeds both
 models have), the same statistic `recfuse benchmark` reports.
@@ -62,8 +63,9 @@ def fit(model: str, seed: int, sets: list[str], dataset: str, out: Path, split_k
         results.append((f"{model}_notrend", untrended["valid"], untrended["test"], {**params, "trend_alpha": 0.0}))
     for name, valid, test, p in results:
         stem = out / f"{name}-seed{seed}"
-        np.savez(stem.with_suffix(".npz"), user=split.test.queries.user,
-                 **{k: np.asarray(v) for k, v in test.per_query.items()})
+        np.savez(stem.with_suffix(".npz"), user=split.test.queries.user, valid_user=split.valid.queries.user,
+                 **{k: np.asarray(v) for k, v in test.per_query.items()},
+                 **{f"valid_{k}": np.asarray(v) for k, v in valid.per_query.items()})
         info = {
             "model": name, "seed": seed, "params": p, "split": split_kind,
             "dataset": dataset, "test": {k: float(v) for k, v in test.mean().items()},

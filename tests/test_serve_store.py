@@ -214,10 +214,17 @@ def test_engine_adds_the_calibrated_trend_term_on_its_fast_path(tmp_path: Path) 
     bundle.model.module.trend_alpha.fill_(0.0)  # type: ignore[attr-defined]
     assert not np.allclose(bundle.model.recommend(q, 10)[1], scores)  # the term did move the scores
     table = bundle.model.module.trend_basis.clone()  # type: ignore[attr-defined]
-    bundle.model.add_items(np.ones((1, bundle.text_vectors.shape[1]), np.float32))  # type: ignore[attr-defined,union-attr]
+    text = bundle.model.module.text[1:].cpu().numpy()  # type: ignore[attr-defined]
+    warm = bundle.model.module.warm[1:].cpu().numpy()  # type: ignore[attr-defined]
+    new = text[3] + 0.01  # a new item that reads like item 3
+    bundle.model.add_items(new[None])  # type: ignore[attr-defined,union-attr]
     grown = bundle.model.module.trend_basis  # type: ignore[attr-defined]
-    assert grown.shape[1] == table.shape[1] + 1  # a new item: no events yet, so each row's mean
-    assert torch.allclose(grown[:, -1], table.mean(dim=1)) and torch.equal(grown[:, :-1], table)
+    assert grown.shape[1] == table.shape[1] + 1 and torch.equal(grown[:, :-1], table)
+    # No events yet: the mean trend of the 10 items with events that read most like it.
+    cos = text @ new / (np.linalg.norm(text, axis=1) * np.linalg.norm(new))
+    near = np.argsort(-np.where(warm, cos, -np.inf))[:10]
+    assert 3 in near
+    torch.testing.assert_close(grown[:, -1], table[:, torch.from_numpy(near)].mean(dim=1))
 
 
 def test_engine_scores_a_learned_trend_model_by_the_model(tmp_path: Path) -> None:

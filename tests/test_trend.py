@@ -53,6 +53,24 @@ def test_an_item_without_events_gets_each_rows_mean() -> None:
     assert np.array_equal(counts[:, :2], seen)  # the seen items are untouched
 
 
+def test_an_item_without_events_takes_the_trend_of_its_nearest_items_by_text() -> None:
+    """With item text, a never-seen item gets the mean of its 10 nearest items with events, not the row's mean."""
+    rng = np.random.default_rng(1)
+    item = np.concatenate([np.repeat(np.arange(10), 2), np.full(30, 10)])  # items 0-9 twice each, item 10 30 times
+    time = rng.uniform(0, 40 * DAY, len(item))
+    text = np.zeros((12, 3))
+    text[:10, 0] = 1.0  # items 0-9 read alike ...
+    text[:10, 1] = rng.uniform(0, 0.1, 10)
+    text[10, 2] = 1.0  # ... the popular item 10 reads otherwise
+    text[11] = [1.0, 0.05, 0.0]  # the never-seen item 11 reads like 0-9
+    counts, _, _ = trend_counts(item, time, 12, 30 * DAY, text)
+    assert np.allclose(counts[:, 11], counts[:, :10].mean(axis=1), atol=1e-6)
+    plain, _, _ = trend_counts(item, time, 12, 30 * DAY)
+    assert np.allclose(plain[:, 11], plain[:, :11].mean(axis=1))  # without text: every seen item, item 10 included
+    assert counts[-1, 11] < plain[-1, 11]  # so the popular item 10 no longer lifts it
+    assert np.array_equal(counts[:, :11], plain[:, :11])
+
+
 def test_rank_reconstructs_the_centred_table() -> None:
     rng = np.random.default_rng(0)
     item, time = rng.integers(0, 6, 300), np.sort(rng.uniform(0, 90 * DAY, 300))

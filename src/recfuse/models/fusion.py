@@ -181,13 +181,18 @@ class Trend:
         return np.where(np.isfinite(t), k, 0)
 
 
-def trend_counts(item: np.ndarray, time: np.ndarray, n_items: int, window: float) -> tuple[np.ndarray, float, float]:
+def trend_counts(
+    item: np.ndarray, time: np.ndarray, n_items: int, window: float, text: np.ndarray | None = None
+) -> tuple[np.ndarray, float, float]:
     """``log1p`` of each item's events in the window before each time bucket: ``(n_buckets + 1, n_items)``.
 
     Buckets are ``window / 30`` wide (wider when the table would pass
     :data:`TREND_CELLS`); row ``k >= 1`` counts the events in buckets
     ``[k - 1 - 30, k - 1)``, strictly before request bucket ``k - 1``.  An item
-    with no event at all gets each row's mean over the items with events.
+    with no event at all has an unknown popularity, not a zero one: with
+    ``text`` (``(n_items, d)`` item text vectors) it gets the mean of its
+    :data:`TREND_NEIGHBOURS` nearest items with events by text, without it
+    each row's mean over the items with events.
 
     >>> c, t0, w = trend_counts(np.array([0, 0, 1]), np.array([0.0, 1.0, 45.0]), 2, 30.0)
     >>> w, len(c), np.expm1(c[[1, 2, 3, 31, 32, 46, 47]]).round().tolist()  # item 1's event never counts in its own bucket 45 (row 46)
@@ -207,15 +212,46 @@ def trend_counts(item: np.ndarray, time: np.ndarray, n_items: int, window: float
     k = np.arange(n_buckets)  # request bucket
     out = np.zeros((n_buckets + 1, n_items), np.float32)
     out[1:] = np.log1p(cum[k] - cum[np.maximum(k - span, 0)])
-    unseen = cum[-1] == 0  # items with no event in the whole log: their popularity is unknown, not zero, so
-    if unseen.any() and not unseen.all():  # they get each row's mean over the seen items (a cold item is not
-        out[:, unseen] = out[:, ~unseen].mean(axis=1, keepdims=True)  # pushed under every warm one)
+    unseen = cum[-1] == 0  # items with no event in the whole log
+    if unseen.any() and not unseen.all():
+        if text is None:
+            out[:, unseen] = out[:, ~unseen].mean(axis=1, keepdims=True)
+        else:
+            out[:, unseen] = neighbour_mean(out, nearest_seen(text, ~unseen, text[unseen]))
     return out, t0, width
 
 
-def trend_table(item: np.ndarray, time: np.ndarray, n_items: int, window: float, rank: int) -> Trend:
+TREND_NEIGHBOURS = 10  # items with events by text whose trend a never-seen item takes
+
+
+def nearest_seen(text: np.ndarray, seen: np.ndarray, query: np.ndarray, k: int = TREND_NEIGHBOURS) -> np.ndarray:
+    """``(m, k)``: indices of the ``k`` items with ``seen`` true whose ``text`` rows are nearest
+    (cosine) to each of the ``m`` ``query`` vectors.
+
+    >>> t = np.array([[1.0, 0.0], [0.0, 1.0], [0.9, 0.1], [0.1, 0.9]])
+    >>> nearest_seen(t, np.array([True, True, False, False]), t[2:], k=1).tolist()
+    [[0], [1]]
+    """
+    pool = np.flatnonzero(seen)
+    k = min(k, len(pool))
+    unit = lambda x: x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    sim = unit(np.asarray(query, np.float32)) @ unit(np.asarray(text, np.float32)[pool]).T  # (m, n_seen)
+    return pool[np.argpartition(-sim, k - 1, axis=1)[:, :k]]
+
+
+def neighbour_mean(table: np.ndarray, neighbours: np.ndarray) -> np.ndarray:
+    """``(rows, m)``: the mean of ``table``'s columns ``neighbours[j]`` for each of the ``m`` rows of ``neighbours``."""
+    m, k = neighbours.shape
+    avg = np.zeros((table.shape[1], m), np.float32)
+    avg[neighbours.ravel(), np.repeat(np.arange(m), k)] += 1.0 / k  # column j averages its k neighbours
+    return table @ avg
+
+
+def trend_table(
+    item: np.ndarray, time: np.ndarray, n_items: int, window: float, rank: int, text: np.ndarray | None = None
+) -> Trend:
     """:func:`trend_counts`, each row centred (softmax ignores a per-request constant), SVD-truncated to ``rank``."""
-    counts, t0, width = trend_counts(item, time, n_items, window)
+    counts, t0, width = trend_counts(item, time, n_items, window, text)
     x = counts[1:] - counts[1:].mean(axis=1, keepdims=True)
     u, sv, vt = np.linalg.svd(x.astype(np.float64), full_matrices=False)
     r = min(rank, len(sv))
@@ -465,7 +501,8 @@ class Fusion(SequentialRecommender):
         timed = c.trend_days > 0 and c.use_time and train.timestamp is not None and train.n_events > 0
         if timed and c.trend_mode == "learned":
             stamps = np.asarray(train.timestamp, np.float64)
-            self._trend = trend_table(train.item, stamps, train.n_items, c.trend_days * 86400.0, c.trend_rank)
+            self._trend = trend_table(train.item, stamps, train.n_items, c.trend_days * 86400.0, c.trend_rank,
+                                      self._item_text())
             self._tbin = self._trend.bucket(train.timestamp, train.n_events)  # each event as a request's target
         super().fit(train, valid)
         if timed and c.trend_mode == "calibrated":
@@ -478,7 +515,7 @@ class Fusion(SequentialRecommender):
 
         started = time.perf_counter()
         counts, t0, width = trend_counts(train.item, np.asarray(train.timestamp, np.float64), train.n_items,
-                                         self.config.trend_days * 86400.0)
+                                         self.config.trend_days * 86400.0, self._item_text())
         self._trend = Trend(counts, None, t0, width)
         self.module.add_trend(self._trend)
         found: dict[str, float] = {}
@@ -490,6 +527,11 @@ class Fusion(SequentialRecommender):
         self.module.trend_alpha.fill_(float(best))
         self.fit_info["trend"] = {"alpha": float(best), "valid_ndcg@10": found, "days": self.config.trend_days,
                                   "seconds": time.perf_counter() - started}
+
+    def _item_text(self) -> np.ndarray | None:
+        """``(n_items, d_text)`` text vectors without the padding row (None without text)."""
+        text = getattr(self, "_text", None)
+        return None if text is None else text[1:]
 
     @staticmethod
     def _text_matrix(data: Interactions) -> np.ndarray | None:
@@ -804,12 +846,20 @@ class Fusion(SequentialRecommender):
         dev = module.text.device
         module.text = torch.cat([module.text, torch.from_numpy(text).to(dev)])
         module.warm = torch.cat([module.warm, torch.zeros(n, dtype=torch.bool, device=dev)])
-        # No events yet: popularity unknown, so each trend row's mean (as trend_counts gives unseen items).
-        if module.trend_items is not None:  # centred rows: the mean is 0
-            module.trend_items = torch.cat([module.trend_items, module.trend_items.new_zeros(n, module.trend_items.shape[1])])
-        elif module.trend_basis is not None:
-            mean = module.trend_basis.mean(dim=1, keepdim=True)  # (n_buckets + 1, 1)
-            module.trend_basis = torch.cat([module.trend_basis, mean.expand(-1, n)], dim=1)
+        # No events yet: popularity unknown, so the trend of the nearest items with events by text (as
+        # trend_counts gives never-seen items).
+        if module.trend_basis is not None:
+            seen = module.warm[1:].cpu().numpy()
+            near = nearest_seen(module.text[1:].cpu().numpy(), seen, text) if seen.any() else None
+            if module.trend_items is not None:  # factored: each new item's row is its neighbours' mean row
+                rows = module.trend_items[1:].cpu().numpy()
+                new = np.zeros((n, rows.shape[1]), np.float32) if near is None else neighbour_mean(rows.T, near).T
+                module.trend_items = torch.cat([module.trend_items, torch.from_numpy(new).to(dev)])
+            else:
+                table = module.trend_basis.cpu().numpy()  # (n_buckets + 1, n_items)
+                new = (np.repeat(table.mean(axis=1, keepdims=True), n, axis=1) if near is None
+                       else neighbour_mean(table, near))
+                module.trend_basis = torch.cat([module.trend_basis, torch.from_numpy(new).to(dev)], dim=1)
         old = module.item_emb.weight.data
         module.item_emb = nn.Embedding(len(old) + n, old.shape[1], padding_idx=0).to(dev)
         module.item_emb.weight.data[: len(old)] = old
