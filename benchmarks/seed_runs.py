@@ -11,7 +11,7 @@ models have), the same statistic `recfuse benchmark` reports.
 
     python benchmarks/seed_runs.py fit sasrec 0 --set patience=20 --out benchmarks/results/ml-100k-fusion-p20
     python benchmarks/seed_runs.py fit fusion 0 --set patience=20 --out benchmarks/results/ml-100k-fusion-p20
-    python benchmarks/seed_runs.py compare fusion sasrec --out benchmarks/results/ml-100k-fusion-p20
+    python benchmarks/seed_runs.py compare fusion sasrec --out benchmarks/results/ml-100k-fusion-p20 [--seeds 5-9]
 """
 
 from __future__ import annotations
@@ -92,12 +92,13 @@ def load_runs(out: Path, model: str) -> dict[int, tuple[dict, dict]]:
     return runs
 
 
-def compare(a: str, b: str, out: Path, b_out: Path | None = None) -> None:
-    """Leaderboard and paired test of ``a`` (runs under ``out``) against ``b`` (under ``b_out``, default ``out``)."""
+def compare(a: str, b: str, out: Path, b_out: Path | None = None, only: list[int] | None = None) -> None:
+    """Leaderboard and paired test of ``a`` (runs under ``out``) against ``b`` (under ``b_out``, default ``out``),
+    over the seeds both have (of ``only``, when given)."""
     from recfuse.evaluate.significance import paired_test
 
     ra, rb = load_runs(out, a), load_runs(b_out or out, b)
-    seeds = sorted(set(ra) & set(rb))
+    seeds = sorted(set(ra) & set(rb) & (set(only) if only else set(ra)))
     if not seeds:
         raise SystemExit(f"no seed that both {a} ({out}) and {b} ({b_out or out}) have")
     info = ra[seeds[0]][0]
@@ -132,7 +133,21 @@ def compare(a: str, b: str, out: Path, b_out: Path | None = None) -> None:
                    f"p = {t['wilcoxon_p']:.3g}, paired t-test p = {t['ttest_p']:.3g}")]
     text = "\n".join(lines)
     print(text)
-    (out / f"compare_{a}_vs_{b}.md").write_text(text + "\n")
+    tag = f"_seeds{seeds[0]}-{seeds[-1]}" if only else ""
+    (out / f"compare_{a}_vs_{b}{tag}.md").write_text(text + "\n")
+
+
+def _seed_list(spec: str | None) -> list[int] | None:
+    """``"5-9"`` -> ``[5, 6, 7, 8, 9]``; ``"0,2"`` -> ``[0, 2]``; ``None`` -> ``None``."""
+    if not spec:
+        return None
+    try:
+        if "-" in spec:
+            lo, hi = (int(x) for x in spec.split("-", 1))
+            return list(range(lo, hi + 1))
+        return [int(x) for x in spec.split(",")]
+    except ValueError:
+        raise SystemExit(f"--seeds: expected A-B or A,B,..., got {spec!r}") from None
 
 
 def main() -> None:
@@ -151,11 +166,12 @@ def main() -> None:
     c.add_argument("b")
     c.add_argument("--out", type=Path, required=True, help="folder of a's runs (and b's, without --b-out)")
     c.add_argument("--b-out", type=Path, default=None, help="folder of b's runs, when it is another one")
+    c.add_argument("--seeds", default=None, metavar="A-B|A,B,...", help="only these seeds (default: all both have)")
     args = ap.parse_args()
     if args.cmd == "fit":
         fit(args.model, args.seed, args.set, args.dataset, args.out, args.split)
     else:
-        compare(args.a, args.b, args.out, args.b_out)
+        compare(args.a, args.b, args.out, args.b_out, _seed_list(args.seeds))
 
 
 if __name__ == "__main__":
