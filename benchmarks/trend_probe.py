@@ -15,10 +15,14 @@ their last event (or history length) on valid, and ``--newness`` tries a bonus
 for movies released in the request's last year on top of the valid-best trend.
 
 ``--cold-items FRAC`` fits on the cold-start protocol instead (that share of
-items held out of training) and prints, per weight, valid NDCG@10 and the
-test queries' cold Recall@10 / NDCG@10 and warm NDCG@10, for each way of
-filling a never-seen item's trend (``--fill``: ``text``, the mean of its 10
-nearest items by text, as the model does; ``mean``, each row's mean; ``zero``).
+items held out of training) and prints, per weight, valid NDCG@10, the ranks
+of the valid queries whose target is held out (the protocol's valid set drops
+them; here they choose the fill), the test queries' cold Recall@10/50/100,
+NDCG@10 and median rank, and warm NDCG@10, for each way of filling a
+never-seen item's trend (``--fill``: ``text``, the mean of its 10 nearest
+items by text, as the model does; ``mean``, each row's mean; ``event``, each
+row's mean over events, i.e. the trend of the item a random event went to;
+``zero``).
 
 ``--scores FILE`` keeps the fitted model's valid/test scores in ``FILE``
 (``.npz``) and reuses them on the next run, so a new grid needs no refit.
@@ -42,7 +46,15 @@ import torch
 
 from recfuse.data.dataset import Interactions
 from recfuse.data.registry import load_dataset
-from recfuse.data.split import EvalSet, Split, cold_target_mask, hold_out_items, leave_one_out
+from recfuse.data.split import (
+    EvalSet,
+    Split,
+    cold_target_mask,
+    drop_history_items,
+    hold_out_items,
+    leave_one_out,
+    select_targets,
+)
 from recfuse.evaluate import metrics
 from recfuse.evaluate.cli import parse_overrides
 from recfuse.evaluate.runner import make_config
@@ -63,39 +75,85 @@ def windowed_counts(item: np.ndarray, time: np.ndarray, n_items: int, es: EvalSe
 
 
 def bucketed_counts(
-    item: np.ndarray, time: np.ndarray, n_items: int, es: EvalSet, days: float, text: np.ndarray | None = None
+    item: np.ndarray,
+    time: np.ndarray,
+    n_items: int,
+    es: EvalSet,
+    days: float,
+    text: np.ndarray | None = None,
+    fill: str = "event",
 ) -> np.ndarray:
     """The fusion model's table row for each query: ``(B, n_items)``, already ``log1p``."""
-    counts, t0, width = trend_counts(item, time, n_items, days * 86400.0, text)
+    counts, t0, width = trend_counts(item, time, n_items, days * 86400.0, text, fill)
     return counts[Trend(counts, None, t0, width).bucket(es.queries.time, len(es))]
 
 
-def cold_report(data: Interactions, split: Split, scores: dict, days: float, fills: list[str]) -> None:
-    """Per fill and weight: valid NDCG@10 (the pick), test cold Recall@10 / NDCG@10, warm NDCG@10."""
+def cold_valid_set(base: Split, cold: Split) -> EvalSet:
+    """The valid queries of ``base`` whose target is a held-out item of ``cold``, held-out items dropped from
+    their histories: the cold-start protocol's valid set leaves these out (early stopping sees warm targets
+    only), and here they pick how a never-seen item's trend is filled, never the test set."""
+    is_cold = np.zeros(base.train.n_items, dtype=bool)
+    is_cold[cold.info["cold_items"]] = True
+    queries, _ = drop_history_items(base.valid.queries, is_cold)
+    out, _ = select_targets(EvalSet(queries, base.valid.target_indptr, base.valid.targets), is_cold[base.valid.targets])
+    return out
+
+
+def rank_line(name: str, scores: np.ndarray, es: EvalSet, rows: np.ndarray | slice = slice(None)) -> str:
+    """Recall@10/50/100 and the median rank of the targets of ``es``'s ``rows``."""
+    rank = target_ranks(scores, es)[rows]
+    return (f"{name} Recall@10 {np.mean(rank <= 10):.4f} @50 {np.mean(rank <= 50):.4f} "
+            f"@100 {np.mean(rank <= 100):.4f} median rank {np.median(rank):.0f}")
+
+
+def cold_report(
+    data: Interactions, split: Split, scores: dict, days: float, fills: list[str], cold_valid: EvalSet | None = None
+) -> None:
+    """Per fill and weight: valid NDCG@10 (the weight's pick), the cold-valid queries' ranks (the fill's pick),
+    test cold Recall@10 / NDCG@10 / ranks, warm NDCG@10."""
     from recfuse.text.cache import encode_items
 
     tr = split.train
     cold = cold_target_mask(split)
     sets = {"valid": split.valid, "test": split.test}
+    if cold_valid is not None and "cold_valid" in scores:
+        sets["cold_valid"] = cold_valid
     seen = np.bincount(tr.item, minlength=tr.n_items) > 0
     print(f"{int(cold.sum())} test queries with a cold target, {int((~cold).sum())} warm; "
+          f"{len(sets.get('cold_valid', ()))} valid queries with a cold target; "
           f"{int((~seen).sum())} items without a training event", flush=True)
     for fill in fills:
         text = encode_items(data)[0] if fill == "text" else None
-        counts = {n: bucketed_counts(tr.item, tr.timestamp, tr.n_items, es, days, text) for n, es in sets.items()}
-        if fill == "zero":
-            for c in counts.values():
-                c[:, ~seen] = 0.0
+        counts = {n: bucketed_counts(tr.item, tr.timestamp, tr.n_items, es, days, text, fill.replace("zero", "mean"))
+                  for n, es in sets.items()}
+        for c in counts.values() if fill == "zero" else ():
+            c[:, ~seen] = 0.0
         pick = {}
         for a in ALPHAS:
             v = ndcg10(scores["valid"] + a * counts["valid"], sets["valid"])
             s = scores["test"] + a * counts["test"]
             hit = per_query_metrics(s, sets["test"])
             pick[a] = v
-            print(f"fill {fill} window {days:g}d alpha {a}: valid {v:.4f} | test cold Recall@10 "
-                  f"{hit['hit@10'][cold].mean():.4f} NDCG@10 {hit['ndcg@10'][cold].mean():.4f} | "
-                  f"warm NDCG@10 {hit['ndcg@10'][~cold].mean():.4f}", flush=True)
+            cv = (rank_line(" | cold valid", scores["cold_valid"] + a * counts["cold_valid"], sets["cold_valid"])
+                  if "cold_valid" in sets else "")
+            print(f"fill {fill} window {days:g}d alpha {a}: valid {v:.4f}{cv} | test cold NDCG@10 "
+                  f"{hit['ndcg@10'][cold].mean():.4f} {rank_line('', s, sets['test'], cold)} "
+                  f"| warm NDCG@10 {hit['ndcg@10'][~cold].mean():.4f}", flush=True)
         print(f"fill {fill}: valid picks alpha {max(pick, key=lambda a: pick[a])}", flush=True)
+
+
+def target_ranks(scores: np.ndarray, es: EvalSet) -> np.ndarray:
+    """Each query's best target rank (1 = top) among the items left after masking its history; ties count
+    against the target (an item level with it ranks above it)."""
+    s = scores.copy()
+    q = es.queries
+    s[np.repeat(np.arange(len(es)), q.lengths()), q.items] = -np.inf
+    owner = np.repeat(np.arange(len(es)), np.diff(es.target_indptr))
+    target_score = s[owner, es.targets]
+    above = (s[owner] >= target_score[:, None]).sum(axis=1)  # the target itself included
+    best = np.full(len(es), np.iinfo(np.int64).max)
+    np.minimum.at(best, owner, above)
+    return best
 
 
 def per_query_metrics(scores: np.ndarray, es: EvalSet) -> dict[str, np.ndarray]:
@@ -163,19 +221,22 @@ def main() -> None:
     )
     ap.add_argument("--cold-items", type=float, default=0.0, metavar="FRAC",
                     help="the cold-start protocol: hold this share of items out of training")
-    ap.add_argument("--fill", default="text,mean,zero", help="with --cold-items: how never-seen items get a trend")
+    ap.add_argument("--fill", default="text,mean,event,zero",
+                    help="with --cold-items: how never-seen items get a trend (event: the row's event-weighted mean)")
     ap.add_argument("--scores", default=None, metavar="FILE", help="keep/reuse the model's scores here (.npz)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     data = load_dataset("ml-100k")
     split = leave_one_out(data)
+    sets = {}
     if args.cold_items:
-        split = hold_out_items(split, args.cold_items)
+        base, split = split, hold_out_items(split, args.cold_items)
+        sets["cold_valid"] = cold_valid_set(base, split)
     tr = split.train
-    sets = {"valid": split.valid, "test": split.test}
+    sets = {"valid": split.valid, "test": split.test, **sets}
     if args.scores and os.path.exists(args.scores):
         z = np.load(args.scores)
-        scores = {n: z[n] for n in sets}
+        scores = {n: z[n] for n in sets if n in z.files}
         print(f"{args.model} seed {args.seed}: scores from {args.scores}", flush=True)
     else:
         params = parse_overrides([f"{args.model}.{s}" for s in args.set], [args.model]).get(args.model, {})
@@ -188,7 +249,7 @@ def main() -> None:
     windows = [float(w) for w in args.windows.split(",")]
     if args.cold_items:
         for w in windows:
-            cold_report(data, split, scores, w, args.fill.split(","))
+            cold_report(data, split, scores, w, args.fill.split(","), sets.get("cold_valid"))
         return
     count = bucketed_counts if args.bucketed else windowed_counts
     counts = {w: {n: count(tr.item, tr.timestamp, tr.n_items, es, w) for n, es in sets.items()} for w in windows}

@@ -59,9 +59,9 @@ def test_variants_full_first_and_switches_only() -> None:
     with pytest.raises(ValueError, match="varies these"):
         ablation_variants(None, {"gate": "short"})
     with pytest.raises(ValueError, match="varies these"):
-        ablation_variants(["trend"], {"trend_days": 7.0})
-    with_trend = ablation_variants(["no_text"], {"trend_days": 30.0})  # no chosen row varies it: every row has it
-    assert [v.params for v in with_trend] == [{"trend_days": 30.0}, {"trend_days": 30.0, "use_text": False}]
+        ablation_variants(["no_trend"], {"trend_days": 7.0})
+    without = ablation_variants(["no_text"], {"trend_days": 0.0})  # no chosen row varies it: no row has the term
+    assert [v.params for v in without] == [{"trend_days": 0.0}, {"trend_days": 0.0, "use_text": False}]
     with pytest.raises(ValueError, match="unknown variant"):
         ablation_variants(["no_such"])
     with pytest.raises(ValueError, match="unknown hyperparameter"):

@@ -220,11 +220,19 @@ def test_engine_adds_the_calibrated_trend_term_on_its_fast_path(tmp_path: Path) 
     bundle.model.add_items(new[None])  # type: ignore[attr-defined,union-attr]
     grown = bundle.model.module.trend_basis  # type: ignore[attr-defined]
     assert grown.shape[1] == table.shape[1] + 1 and torch.equal(grown[:, :-1], table)
-    # No events yet: the mean trend of the 10 items with events that read most like it.
+    # No events yet: each row's mean over the warm items' events (trend_fill="event", the default).
+    n = torch.expm1(table[:, torch.from_numpy(warm)].double())
+    want = (n * torch.log1p(n)).sum(dim=1) / n.sum(dim=1).clamp_min(1e-12)
+    torch.testing.assert_close(grown[:, -1].double(), want, rtol=1e-5, atol=1e-6)
+    assert (grown[:, -1] > 0).any()
+    # With trend_fill="text": the mean trend of the 10 items with events that read most like it.
+    bundle.model.config.trend_fill = "text"  # type: ignore[attr-defined]
+    bundle.model.add_items(new[None])  # type: ignore[attr-defined,union-attr]
     cos = text @ new / (np.linalg.norm(text, axis=1) * np.linalg.norm(new))
     near = np.argsort(-np.where(warm, cos, -np.inf))[:10]
     assert 3 in near
-    torch.testing.assert_close(grown[:, -1], table[:, torch.from_numpy(near)].mean(dim=1))
+    torch.testing.assert_close(bundle.model.module.trend_basis[:, -1],  # type: ignore[attr-defined]
+                               table[:, torch.from_numpy(near)].mean(dim=1))
 
 
 def test_engine_scores_a_learned_trend_model_by_the_model(tmp_path: Path) -> None:

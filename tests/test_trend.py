@@ -44,13 +44,30 @@ def test_counts_are_strictly_before_the_request_bucket_and_age_out() -> None:
 
 
 def test_an_item_without_events_gets_each_rows_mean() -> None:
-    """Unknown popularity is not zero popularity: a cold item sits at the row's mean, not under every warm item."""
+    """Unknown popularity is not zero popularity: with fill="mean" a cold item sits at the row's mean."""
     item, time = np.array([0, 0, 1]), np.array([0.0, 1.0, 45 * DAY])  # item 2 never occurs
-    counts, _, _ = trend_counts(item, time, 3, 30 * DAY)
+    counts, _, _ = trend_counts(item, time, 3, 30 * DAY, fill="mean")
     assert np.allclose(counts[:, 2], counts[:, :2].mean(axis=1))
     assert np.isclose(counts[2, 2], np.log1p(2.0) / 2) and counts[0, 2] == 0.0  # day 1: item 0 twice, item 1 not yet
     seen, _, _ = trend_counts(item, time, 2, 30 * DAY)
     assert np.array_equal(counts[:, :2], seen)  # the seen items are untouched
+
+
+def test_an_item_without_events_gets_the_trend_of_the_item_a_random_event_went_to() -> None:
+    """The default fill weighs the seen items by their events: a never-seen item sits where the recent events are,
+    not at the level of the many rarely-seen items (which would sink it under everything popular)."""
+    # the day after: item 0 has 8 events in the window, items 1-3 one each, item 4 never occurs
+    item = np.array([0] * 8 + [1, 2, 3])
+    time = np.zeros(len(item))
+    counts, _, _ = trend_counts(item, time, 5, 30 * DAY)
+    row = counts[2]  # request bucket 1: the events of bucket 0
+    n = np.array([8.0, 1.0, 1.0, 1.0])
+    assert np.isclose(row[4], (8 * np.log(9) + 3 * np.log(2)) / 11)  # sum(n * log1p(n)) / sum(n), by hand
+    assert np.isclose(row[4], (n * np.log1p(n)).sum() / n.sum())
+    assert row[1] < row[4] < row[0]  # above the rarely-seen items, below the most popular one
+    mean, _, _ = trend_counts(item, time, 5, 30 * DAY, fill="mean")
+    assert mean[2, 4] < row[4] and np.array_equal(mean[:, :4], counts[:, :4])
+    assert counts[0, 4] == 0.0 and counts[1, 4] == 0.0  # rows with no event in the window: 0
 
 
 def test_an_item_without_events_takes_the_trend_of_its_nearest_items_by_text() -> None:
@@ -63,9 +80,9 @@ def test_an_item_without_events_takes_the_trend_of_its_nearest_items_by_text() -
     text[:10, 1] = rng.uniform(0, 0.1, 10)
     text[10, 2] = 1.0  # ... the popular item 10 reads otherwise
     text[11] = [1.0, 0.05, 0.0]  # the never-seen item 11 reads like 0-9
-    counts, _, _ = trend_counts(item, time, 12, 30 * DAY, text)
+    counts, _, _ = trend_counts(item, time, 12, 30 * DAY, text, fill="text")
     assert np.allclose(counts[:, 11], counts[:, :10].mean(axis=1), atol=1e-6)
-    plain, _, _ = trend_counts(item, time, 12, 30 * DAY)
+    plain, _, _ = trend_counts(item, time, 12, 30 * DAY, text=None, fill="text")
     assert np.allclose(plain[:, 11], plain[:, :11].mean(axis=1))  # without text: every seen item, item 10 included
     assert counts[-1, 11] < plain[-1, 11]  # so the popular item 10 no longer lifts it
     assert np.array_equal(counts[:, :11], plain[:, :11])

@@ -33,19 +33,18 @@ REFERENCE = "full"
 
 #: ``{label: (fixed FusionConfig switches, what the row leaves out)}``, in table order.
 ABLATIONS: dict[str, tuple[dict[str, Any], str]] = {
-    "full": ({}, "full model: text, time, rating, learned long/short gate"),
+    "full": ({}, "full model: text, time (gaps and trend), rating, learned long/short gate"),
     "no_text": ({"use_text": False}, "no item text (ID embeddings only)"),
     "long_only": ({"gate": "long"}, "long-term interest only"),
     "short_only": ({"gate": "short"}, "short-term interest only"),
     "fixed_gate": ({"gate": "fixed"}, "fixed 50/50 fusion instead of the learned gate"),
-    "no_time": ({"use_time": False}, "no timeliness features (time gaps; the trend term too, when set)"),
+    "no_time": ({"use_time": False}, "no timeliness features (time gaps and the trend term)"),
     "no_rating": ({"use_rating": False}, "no rating features"),
-    # Not an ablation but an addition: the trend term is off by default (README, "Trend").
-    "trend": ({"trend_days": 30.0}, "plus the trend term (item popularity in the 30 days before the request)"),
+    "no_trend": ({"trend_days": 0.0}, "no trend term (item popularity in the 30 days before the request)"),
 }
 
 #: The parameters the rows vary; ``--set`` may not fix one that a chosen row varies (it would change what
-#: that row means); ``--set trend_days=30`` with rows that leave it alone ablates the model with the term.
+#: that row means); ``--set trend_days=0`` with rows that leave it alone ablates the model without the term.
 SWITCHES = ("use_text", "use_time", "use_rating", "gate", "trend_days")
 
 

@@ -34,8 +34,8 @@ where ``now`` embeds the time since the user's last event at request time
 ``g * s + (1 - g) * l``: ``g`` is the short-term share, returned by
 :meth:`Fusion.gates` and in every explanation.
 
-**Trend** (``trend_days > 0``; off by default, and inert without
-timestamps): the item side of timeliness, each item's log count of
+**Trend** (``trend_days``, 30 by default; 0 turns it off, and it is inert
+without timestamps): the item side of timeliness, each item's log count of
 training events in the days before the request's day, added to its score
 with a weight picked on valid after training (``trend_mode="calibrated"``)
 or trained with the model ("learned").
@@ -75,6 +75,7 @@ N_RATE = 6  # 0 no rating, 1..5 buckets of the per-user normalised rating
 RATE_EDGES = np.array([-1.0, -0.25, 0.25, 1.0])
 DIMENSIONS = ("content", "rating", "recency")
 TREND_MODES = ("calibrated", "learned")
+TREND_FILLS = ("event", "text", "mean")  # how a never-seen item gets a trend: trend_counts
 TREND_ALPHAS = (0.0, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0)  # weights of the calibrated trend term, picked on valid
 
 
@@ -111,13 +112,16 @@ class FusionConfig(SASRecConfig):
     # ``trend_mode`` = "calibrated": one weight picked on valid NDCG@10 after training (TREND_ALPHAS) |
     # "learned": a weight of the request-time gap trained with the model, the (buckets x items) table
     # entering the softmax through its rank-``trend_rank`` SVD.  0 days: off (it needs timestamps, so it is
-    # inert on data without them).  30 days, calibrated, wins on valid over 5 ml-100k seeds (0.1496 against
-    # 0.1443 for the same fits without it; test 0.1270 against 0.1225), but it costs the cold-start slice its
-    # every hit (Recall@10 0.015 -> 0: a never-seen item has no recent count, so the popular items it competes
-    # with rise past it), so it stays off by default.
-    trend_days: float = 0.0
+    # inert on data without them).  30 days, calibrated, over 10 ml-100k seeds: valid NDCG@10 0.1495 against
+    # 0.1436 for the same fits without it, test 0.1269 against 0.1222.  With trend_fill="event" it no longer
+    # costs the cold-start slice (README, Results, session 13).
+    trend_days: float = 30.0
     trend_mode: str = "calibrated"
     trend_rank: int = 8
+    # A never-seen item's trend (its popularity is unknown, not zero; see trend_counts): "event", each row's
+    # mean over events (the trend of the item a random recent event went to) | "text", the mean of its 10
+    # nearest items with events by text | "mean", each row's mean over items.
+    trend_fill: str = "event"
 
     def __post_init__(self) -> None:
         if self.gate not in GATES:
@@ -126,6 +130,8 @@ class FusionConfig(SASRecConfig):
             raise ValueError(f"fusion long_scope must be one of {SCOPES}, got {self.long_scope!r}")
         if self.trend_mode not in TREND_MODES:
             raise ValueError(f"fusion trend_mode must be one of {TREND_MODES}, got {self.trend_mode!r}")
+        if self.trend_fill not in TREND_FILLS:
+            raise ValueError(f"fusion trend_fill must be one of {TREND_FILLS}, got {self.trend_fill!r}")
         if self.trend_days < 0 or self.trend_rank < 1:
             raise ValueError(f"fusion trend_days must be >= 0 and trend_rank >= 1, got {self.trend_days}, {self.trend_rank}")
 
@@ -182,17 +188,21 @@ class Trend:
 
 
 def trend_counts(
-    item: np.ndarray, time: np.ndarray, n_items: int, window: float, text: np.ndarray | None = None
+    item: np.ndarray,
+    time: np.ndarray,
+    n_items: int,
+    window: float,
+    text: np.ndarray | None = None,
+    fill: str = "event",
 ) -> tuple[np.ndarray, float, float]:
     """``log1p`` of each item's events in the window before each time bucket: ``(n_buckets + 1, n_items)``.
 
     Buckets are ``window / 30`` wide (wider when the table would pass
     :data:`TREND_CELLS`); row ``k >= 1`` counts the events in buckets
     ``[k - 1 - 30, k - 1)``, strictly before request bucket ``k - 1``.  An item
-    with no event at all has an unknown popularity, not a zero one: with
-    ``text`` (``(n_items, d)`` item text vectors) it gets the mean of its
-    :data:`TREND_NEIGHBOURS` nearest items with events by text, without it
-    each row's mean over the items with events.
+    with no event at all has an unknown popularity, not a zero one; it gets
+    :func:`unseen_trend` by ``fill`` (``text``: ``(n_items, d)`` item text
+    vectors, for ``fill="text"``).
 
     >>> c, t0, w = trend_counts(np.array([0, 0, 1]), np.array([0.0, 1.0, 45.0]), 2, 30.0)
     >>> w, len(c), np.expm1(c[[1, 2, 3, 31, 32, 46, 47]]).round().tolist()  # item 1's event never counts in its own bucket 45 (row 46)
@@ -214,11 +224,47 @@ def trend_counts(
     out[1:] = np.log1p(cum[k] - cum[np.maximum(k - span, 0)])
     unseen = cum[-1] == 0  # items with no event in the whole log
     if unseen.any() and not unseen.all():
-        if text is None:
-            out[:, unseen] = out[:, ~unseen].mean(axis=1, keepdims=True)
-        else:
-            out[:, unseen] = neighbour_mean(out, nearest_seen(text, ~unseen, text[unseen]))
+        out[:, unseen] = unseen_trend(out, ~unseen, int(unseen.sum()), fill, text, None if text is None else text[unseen])
     return out, t0, width
+
+
+def unseen_trend(
+    table: np.ndarray,
+    seen: np.ndarray,
+    m: int,
+    fill: str = "event",
+    text: np.ndarray | None = None,
+    query: np.ndarray | None = None,
+) -> np.ndarray:
+    """``(rows, m)``: trend columns for ``m`` items without events, from ``table``'s (``log1p`` counts)
+    columns where ``seen`` is true.
+
+    * ``"event"``: each row's mean over *events*, ``sum(n * log1p(n)) / sum(n)`` over the seen items' counts
+      ``n``: the trend of the item a random event in the window went to.  An item that is asked for at all is
+      such an item, so this is where a never-seen target belongs; the mean over items would put it at the level
+      of the many rarely-seen ones, under everything its users compete for.
+    * ``"text"``: the mean of its :data:`TREND_NEIGHBOURS` nearest seen items by text cosine (``text`` holds
+      every item's vector, ``query`` the ``m`` items'); each row's mean over items without text.
+    * ``"mean"``: each row's mean over the seen items.
+
+    >>> t = np.log1p(np.array([[0.0, 0.0], [3.0, 1.0]]))
+    >>> unseen_trend(t, np.array([True, True]), 1, "event").round(4).tolist()  # (3 log 4 + 1 log 2) / 4
+    [[0.0], [1.213]]
+    >>> unseen_trend(t, np.array([True, True]), 1, "mean").round(4).tolist()  # (log 4 + log 2) / 2
+    [[0.0], [1.0397]]
+    """
+    if fill not in TREND_FILLS:
+        raise ValueError(f"trend fill must be one of {TREND_FILLS}, got {fill!r}")
+    cols = table[:, seen]
+    if fill == "text" and text is not None and query is not None:
+        return neighbour_mean(table, nearest_seen(text, seen, query))
+    if fill == "event":
+        n = np.expm1(cols.astype(np.float64))
+        total = n.sum(axis=1, keepdims=True)
+        row = np.where(total > 0, (n * cols).sum(axis=1, keepdims=True) / np.maximum(total, 1e-12), 0.0)
+    else:
+        row = cols.mean(axis=1, keepdims=True)
+    return np.repeat(row.astype(table.dtype), m, axis=1)
 
 
 TREND_NEIGHBOURS = 10  # items with events by text whose trend a never-seen item takes
@@ -248,10 +294,16 @@ def neighbour_mean(table: np.ndarray, neighbours: np.ndarray) -> np.ndarray:
 
 
 def trend_table(
-    item: np.ndarray, time: np.ndarray, n_items: int, window: float, rank: int, text: np.ndarray | None = None
+    item: np.ndarray,
+    time: np.ndarray,
+    n_items: int,
+    window: float,
+    rank: int,
+    text: np.ndarray | None = None,
+    fill: str = "event",
 ) -> Trend:
     """:func:`trend_counts`, each row centred (softmax ignores a per-request constant), SVD-truncated to ``rank``."""
-    counts, t0, width = trend_counts(item, time, n_items, window, text)
+    counts, t0, width = trend_counts(item, time, n_items, window, text, fill)
     x = counts[1:] - counts[1:].mean(axis=1, keepdims=True)
     u, sv, vt = np.linalg.svd(x.astype(np.float64), full_matrices=False)
     r = min(rank, len(sv))
@@ -502,7 +554,7 @@ class Fusion(SequentialRecommender):
         if timed and c.trend_mode == "learned":
             stamps = np.asarray(train.timestamp, np.float64)
             self._trend = trend_table(train.item, stamps, train.n_items, c.trend_days * 86400.0, c.trend_rank,
-                                      self._item_text())
+                                      self._item_text(), c.trend_fill)
             self._tbin = self._trend.bucket(train.timestamp, train.n_events)  # each event as a request's target
         super().fit(train, valid)
         if timed and c.trend_mode == "calibrated":
@@ -515,7 +567,7 @@ class Fusion(SequentialRecommender):
 
         started = time.perf_counter()
         counts, t0, width = trend_counts(train.item, np.asarray(train.timestamp, np.float64), train.n_items,
-                                         self.config.trend_days * 86400.0, self._item_text())
+                                         self.config.trend_days * 86400.0, self._item_text(), self.config.trend_fill)
         self._trend = Trend(counts, None, t0, width)
         self.module.add_trend(self._trend)
         found: dict[str, float] = {}
@@ -844,22 +896,23 @@ class Fusion(SequentialRecommender):
         text = np.asarray(text, np.float32).reshape(-1, module.text.shape[1])
         n = len(text)
         dev = module.text.device
-        module.text = torch.cat([module.text, torch.from_numpy(text).to(dev)])
-        module.warm = torch.cat([module.warm, torch.zeros(n, dtype=torch.bool, device=dev)])
-        # No events yet: popularity unknown, so the trend of the nearest items with events by text (as
-        # trend_counts gives never-seen items).
+        # No events yet: popularity unknown, so the trend_fill of the items with events (as trend_counts gives
+        # never-seen items).
         if module.trend_basis is not None:
-            seen = module.warm[1:].cpu().numpy()
-            near = nearest_seen(module.text[1:].cpu().numpy(), seen, text) if seen.any() else None
-            if module.trend_items is not None:  # factored: each new item's row is its neighbours' mean row
-                rows = module.trend_items[1:].cpu().numpy()
-                new = np.zeros((n, rows.shape[1]), np.float32) if near is None else neighbour_mean(rows.T, near).T
+            seen, known = module.warm[1:].cpu().numpy(), module.text[1:].cpu().numpy()  # the items so far
+            fill = self.config.trend_fill
+            if module.trend_items is not None:  # factored: a new item's row is its text neighbours' mean row, or
+                rows = module.trend_items[1:].cpu().numpy()  # 0 (the centred table's row mean) otherwise
+                new = (neighbour_mean(rows.T, nearest_seen(known, seen, text)).T
+                       if fill == "text" and seen.any() else np.zeros((n, rows.shape[1]), np.float32))
                 module.trend_items = torch.cat([module.trend_items, torch.from_numpy(new).to(dev)])
             else:
                 table = module.trend_basis.cpu().numpy()  # (n_buckets + 1, n_items)
-                new = (np.repeat(table.mean(axis=1, keepdims=True), n, axis=1) if near is None
-                       else neighbour_mean(table, near))
+                new = (unseen_trend(table, seen, n, fill, known, text) if seen.any()
+                       else np.zeros((len(table), n), np.float32))
                 module.trend_basis = torch.cat([module.trend_basis, torch.from_numpy(new).to(dev)], dim=1)
+        module.text = torch.cat([module.text, torch.from_numpy(text).to(dev)])
+        module.warm = torch.cat([module.warm, torch.zeros(n, dtype=torch.bool, device=dev)])
         old = module.item_emb.weight.data
         module.item_emb = nn.Embedding(len(old) + n, old.shape[1], padding_idx=0).to(dev)
         module.item_emb.weight.data[: len(old)] = old
