@@ -192,3 +192,22 @@ for r in 1 2 3; do
   $PY benchmarks/serve_load.py --model models/demo/fusion --seconds 10 --out $OUT/serve-load-s5/cache-$r
   $PY benchmarks/serve_load.py --model models/demo/fusion --seconds 10 --user-cache 0 --out $OUT/serve-load-s5/nocache-$r
 done
+# 14. Session 13.  Trend vs SASRec, seeds 5-9 (pre-registered ten-seed comparison), and the cold-start fill.
+#     Since session 13 the trend term is the fusion default: rows above that ran without it need
+#     --set fusion.trend_days=0 (or --set trend_days=0 for seed_runs / trend_probe) to reproduce.
+for s in 5 6 7 8 9; do
+  $PY benchmarks/seed_runs.py fit fusion $s --set patience=20 --set trend_days=30 --set precision=fp32 --out $OUT/ml-100k-trend
+  $PY benchmarks/seed_runs.py fit sasrec $s --set patience=20 --set precision=fp32 --out $OUT/ml-100k-trend
+done
+$PY benchmarks/seed_runs.py compare fusion sasrec --out $OUT/ml-100k-trend
+$PY benchmarks/seed_runs.py compare fusion sasrec --out $OUT/ml-100k-trend --seeds 5-9
+$PY benchmarks/seed_runs.py compare fusion fusion_notrend --out $OUT/ml-100k-trend
+$PY benchmarks/gap_slices.py fusion sasrec --runs $OUT/ml-100k-trend > $OUT/ml-100k-trend/gap_slices_test.md
+$PY benchmarks/gap_slices.py fusion sasrec --runs $OUT/ml-100k-trend --valid > $OUT/ml-100k-trend/gap_slices_valid_seeds5-9.md
+mkdir -p $OUT/ml-100k-cold-trend-fill
+for s in 0 1 2; do
+  $PY benchmarks/trend_probe.py fusion $s --set precision=fp32 --set id_dropout=0.05 --windows 30 --cold-items 0.1 \
+    --fill text,mean,event,zero > $OUT/ml-100k-cold-trend-fill/fusion-seed$s.txt
+done
+$PY benchmarks/seed_runs.py fit fusion 2 --dataset amazon-beauty --set dropout=0.5 --set attn_dropout=0.5 --set batch_size=256 \
+  --set learning_rate=1e-3 --set long_scope=past --set drop_positions=true --set precision=fp32 --out $OUT/beauty-fusion-past-v2
