@@ -255,9 +255,9 @@ def unseen_trend(
     """
     if fill not in TREND_FILLS:
         raise ValueError(f"trend fill must be one of {TREND_FILLS}, got {fill!r}")
-    cols = table[:, seen]
     if fill == "text" and text is not None and query is not None:
         return neighbour_mean(table, nearest_seen(text, seen, query))
+    cols = table[:, seen]
     if fill == "event":
         n = np.expm1(cols.astype(np.float64))
         total = n.sum(axis=1, keepdims=True)
