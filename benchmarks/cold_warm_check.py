@@ -26,7 +26,9 @@ from seed_runs import load_runs  # this folder is on sys.path when run as a scri
 
 from recfuse.data.registry import load_dataset
 from recfuse.data.split import COLD_ITEMS_SEED, cold_target_mask, hold_out_items, leave_one_out, select_targets
+from recfuse.evaluate.cli import parse_overrides
 from recfuse.evaluate.protocol import evaluate
+from recfuse.evaluate.runner import make_config
 from recfuse.models import MODELS
 
 
@@ -60,6 +62,7 @@ def main() -> None:
     ap.add_argument("--cold-items", type=float, default=0.1)
     ap.add_argument("--seeds", type=int, default=1)
     ap.add_argument("--out", default=None, help="write the figures as JSON here")
+    ap.add_argument("--set", action="append", default=[], metavar="PARAM=VALUE", help="model setting of the fits made here")
     ap.add_argument("--from-runs", default=None, help="seed_runs.py output folder: use its stored per-user test "
                     "metrics (seeds 0..N-1) instead of fitting")
     args = ap.parse_args()
@@ -70,7 +73,8 @@ def main() -> None:
     rows = from_runs(args.from_runs, args.model, args.seeds, base.test.queries.user, warm_rows) if args.from_runs else []
     for seed in range(0 if args.from_runs else args.seeds):  # fit here only without --from-runs
         started = time.perf_counter()
-        model = MODELS[args.model](seed=seed, progress=False).fit(base.train, base.valid)
+        params = parse_overrides([f"{args.model}.{s}" for s in args.set], [args.model]).get(args.model, {})
+        model = MODELS[args.model](make_config(args.model, {**params, "seed": seed, "progress": False})).fit(base.train, base.valid)
         seconds = time.perf_counter() - started
         m = evaluate(model, warm_test, base.train).mean()
         full = evaluate(model, base.test, base.train).mean()

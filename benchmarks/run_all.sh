@@ -10,6 +10,9 @@ R=.venv/bin/recfuse
 PY=.venv/bin/python
 OUT=${OUT:-benchmarks/results}
 ALL=pop,itemknn,als,bpr,gru4rec,sasrec
+# Rows run before session 13, when the fusion model had no trend term by default, turn it off:
+NT="--set fusion.trend_days=0"
+off() { if [ "$1" = fusion ]; then echo "--set trend_days=0"; fi; }
 
 # 1. ml-100k leaderboard, leave-one-out (RecBole's protocol), 3 seeds.
 $R benchmark --dataset ml-100k --models $ALL --seeds 3 --out $OUT/ml-100k-loo --quiet
@@ -27,43 +30,43 @@ $R benchmark --dataset amazon-beauty --models sasrec,gru4rec --seeds 3 --no-tune
   --set gru4rec.dropout=0.5 --set gru4rec.batch_size=256 --out $OUT/beauty-neural --quiet
 # 6. The fusion model against SASRec (and the ALS baseline), leave-one-out, 5 seeds.
 $R benchmark --dataset ml-100k --models als,sasrec,fusion --seeds 5 --no-tune --set als.embedding_size=32 \
-  --set als.reg=0.01 --out $OUT/ml-100k-fusion --save-models models/bench --quiet
+  --set als.reg=0.01 $NT --out $OUT/ml-100k-fusion --save-models models/bench --quiet
 # 6b. The same comparison with early-stopping patience 20 for both (two weak fusion seeds of row 6
 #     stopped at epochs 25 and 30): one process per (model, seed), 1 thread each, two side by side.
 P20=$OUT/ml-100k-fusion-p20-s5
-for s in 0 1 2 3 4; do echo "fusion $s"; echo "sasrec $s"; done | OMP_NUM_THREADS=1 xargs -P 2 -L 1 \
-  sh -c '"$0" benchmarks/seed_runs.py fit "$2" "$3" --set patience=20 --out "$1"' $PY $P20
+for s in 0 1 2 3 4; do echo "fusion $s trend_days=0"; echo "sasrec $s"; done | OMP_NUM_THREADS=1 xargs -P 2 -L 1 \
+  sh -c '"$0" benchmarks/seed_runs.py fit "$2" "$3" --set patience=20 ${4:+--set $4} --out "$1"' $PY $P20
 $PY benchmarks/seed_runs.py compare fusion sasrec --out $P20
 # 6c. Session 6: reduce-on-plateau learning rate for both models (seeds 0-1; worse on valid, not adopted).
 for s in 0 1; do for m in fusion sasrec; do
-  OMP_NUM_THREADS=1 $PY benchmarks/seed_runs.py fit $m $s --set patience=20 --set lr_decay=0.3 --set decay_after=5 \
+  OMP_NUM_THREADS=1 $PY benchmarks/seed_runs.py fit $m $s --set patience=20 $(off $m) --set lr_decay=0.3 --set decay_after=5 \
     --out $OUT/ml-100k-fusion-decay
 done; done
 # 7. Cold-start items: 10 % of items held out of training; then the warm-target figure of a
 #    fusion model that saw every item (same protocol seed), for the "within 5 %" check.
 $R benchmark --dataset ml-100k --models pop,sasrec,fusion --seeds 1 --no-tune --cold-items 0.1 \
-  --out $OUT/ml-100k-cold --quiet
-$PY benchmarks/cold_warm_check.py --model fusion --seeds 1 --out $OUT/ml-100k-cold/warm_all_items_seen.json
+  $NT --out $OUT/ml-100k-cold --quiet
+$PY benchmarks/cold_warm_check.py --model fusion --seeds 1 --set trend_days=0 --out $OUT/ml-100k-cold/warm_all_items_seen.json
 #    ... 3 seeds with 5 % ID dropout, patience 20 (session 5), against the warm-target figure of
 #    row 6b's fusion fits (every item seen; no new fits: their stored per-user metrics).
 $R benchmark --dataset ml-100k --models pop,fusion --seeds 3 --no-tune --cold-items 0.1 \
-  --set fusion.id_dropout=0.05 --set fusion.patience=20 --jobs 2 --out $OUT/ml-100k-cold-iddrop05-s3 --quiet
+  --set fusion.id_dropout=0.05 --set fusion.patience=20 $NT --jobs 2 --out $OUT/ml-100k-cold-iddrop05-s3 --quiet
 $PY benchmarks/cold_warm_check.py --model fusion --seeds 3 --from-runs $P20 \
   --out $OUT/ml-100k-cold-iddrop05-s3/warm_all_items_seen.json
 #    ... and with ID dropout (20 % of items trained through their text-predicted ID part).
 $R benchmark --dataset ml-100k --models fusion --seeds 1 --no-tune --cold-items 0.1 --set fusion.id_dropout=0.2 \
-  --out $OUT/ml-100k-cold-iddrop --quiet
+  $NT --out $OUT/ml-100k-cold-iddrop --quiet
 # 8. Ablations of the fusion model, and the gate against the time since the previous event.
 $R ablate --dataset ml-100k --seeds 3 --variants no_text,long_only,short_only,fixed_gate,no_time \
-  --set patience=20 --jobs 2 --out $OUT/ml-100k-ablation-p20 --quiet
-$R ablate --dataset ml-100k --split temporal-events --seeds 3 --variants short_only --set patience=20 --jobs 2 \
+  --set patience=20 --set trend_days=0 --jobs 2 --out $OUT/ml-100k-ablation-p20 --quiet
+$R ablate --dataset ml-100k --split temporal-events --seeds 3 --variants short_only --set patience=20 --set trend_days=0 --jobs 2 \
   --out $OUT/ml-100k-temporal-events-ablation --quiet
 # 9. Global temporal split and Amazon Beauty (no text, no timestamps) for the fusion model.
 $R benchmark --dataset ml-100k --split temporal --models als,sasrec,fusion --seeds 3 --no-tune \
-  --set als.embedding_size=32 --set als.reg=0.01 --out $OUT/ml-100k-temporal-fusion --quiet
+  --set als.embedding_size=32 --set als.reg=0.01 $NT --out $OUT/ml-100k-temporal-fusion --quiet
 $R benchmark --dataset ml-100k --split temporal-events --models als,sasrec,fusion --seeds 5 --no-tune \
   --set als.embedding_size=32 --set als.reg=0.01 --set sasrec.patience=20 --set fusion.patience=20 --jobs 2 \
-  --out $OUT/ml-100k-temporal-events-s5 --quiet
+  $NT --out $OUT/ml-100k-temporal-events-s5 --quiet
 #    Beauty, session 6 on the 2-core CPU (~1 hour per fit; minutes on a GPU): fusion at SASRec's learning rate,
 #    2 seeds; SASRec seed 0 on the same machine; then the two variants tried against the fusion's stall.
 $R benchmark --dataset amazon-beauty --models fusion --seeds 2 --no-tune --set fusion.learning_rate=1e-3 \
@@ -83,9 +86,9 @@ $PY benchmarks/seed_runs.py fit fusion 0 $BEAUTY --set learning_rate=1e-3 --set 
   --out $OUT/beauty-fusion-past
 $PY benchmarks/seed_runs.py compare fusion sasrec --out $OUT/beauty-fusion-past --b-out $OUT/beauty-cpu-sasrec
 #    ... and the same switch on ml-100k (selected on valid per dataset), with long_dropout at the short branch's rate.
-$PY benchmarks/seed_runs.py fit fusion 0 --set patience=20 --out $OUT/ml-100k-scope/all
-$PY benchmarks/seed_runs.py fit fusion 0 --set patience=20 --set long_scope=past --out $OUT/ml-100k-scope/past
-$PY benchmarks/seed_runs.py fit fusion 0 --set patience=20 --set long_dropout=0.2 --out $OUT/ml-100k-scope/longdrop02
+$PY benchmarks/seed_runs.py fit fusion 0 --set patience=20 --set trend_days=0 --out $OUT/ml-100k-scope/all
+$PY benchmarks/seed_runs.py fit fusion 0 --set patience=20 --set trend_days=0 --set long_scope=past --out $OUT/ml-100k-scope/past
+$PY benchmarks/seed_runs.py fit fusion 0 --set patience=20 --set trend_days=0 --set long_dropout=0.2 --out $OUT/ml-100k-scope/longdrop02
 #    Session 8: past scope with an empty long branch giving gate 1 (the short-term vector; measured at
 #    commit 3484c35, which still had the short branch's loss there), then with SASRec's input dropout
 #    (drop_positions); on ml-100k, future targets and drop_positions over 5 seeds.
@@ -95,9 +98,9 @@ $PY benchmarks/seed_runs.py compare fusion sasrec --out $OUT/beauty-fusion-past-
 $PY benchmarks/seed_runs.py fit fusion 0 $BEAUTY --set learning_rate=1e-3 --set long_scope=past \
   --set drop_positions=true --out $OUT/beauty-fusion-past-v2
 $PY benchmarks/seed_runs.py compare fusion sasrec --out $OUT/beauty-fusion-past-v2 --b-out $OUT/beauty-cpu-sasrec
-$PY benchmarks/seed_runs.py fit fusion 0 --set patience=20 --set future=2 --out $OUT/ml-100k-future/f2
+$PY benchmarks/seed_runs.py fit fusion 0 --set patience=20 --set trend_days=0 --set future=2 --out $OUT/ml-100k-future/f2
 for s in 0 1 2 3 4; do
-  $PY benchmarks/seed_runs.py fit fusion $s --set patience=20 --set drop_positions=true --out $OUT/ml-100k-fusion-v3
+  $PY benchmarks/seed_runs.py fit fusion $s --set patience=20 --set trend_days=0 --set drop_positions=true --out $OUT/ml-100k-fusion-v3
 done
 $PY benchmarks/seed_runs.py compare fusion sasrec --out $OUT/ml-100k-fusion-v3 --b-out $OUT/ml-100k-fusion-p20-s5
 #    Session 9: a second Beauty seed of both models (fusion as in beauty-fusion-past-v2, SASRec as in
@@ -107,7 +110,7 @@ $PY benchmarks/seed_runs.py fit fusion 1 $BEAUTY --set learning_rate=1e-3 --set 
 $PY benchmarks/seed_runs.py fit sasrec 1 $BEAUTY --out $OUT/beauty-cpu-sasrec
 $PY benchmarks/seed_runs.py compare fusion sasrec --out $OUT/beauty-fusion-past-v2 --b-out $OUT/beauty-cpu-sasrec
 for s in 0 1 2 3 4; do
-  $PY benchmarks/seed_runs.py fit fusion $s --set patience=20 --set shuffle_ties=true --out $OUT/ml-100k-ties
+  $PY benchmarks/seed_runs.py fit fusion $s --set patience=20 --set trend_days=0 --set shuffle_ties=true --out $OUT/ml-100k-ties
 done
 for s in 0 1 2 3 4; do
   $PY benchmarks/seed_runs.py fit sasrec $s --set patience=20 --set shuffle_ties=true --out $OUT/ml-100k-ties
@@ -193,8 +196,8 @@ for r in 1 2 3; do
   $PY benchmarks/serve_load.py --model models/demo/fusion --seconds 10 --user-cache 0 --out $OUT/serve-load-s5/nocache-$r
 done
 # 14. Session 13.  Trend vs SASRec, seeds 5-9 (pre-registered ten-seed comparison), and the cold-start fill.
-#     Since session 13 the trend term is the fusion default: rows above that ran without it need
-#     --set fusion.trend_days=0 (or --set trend_days=0 for seed_runs / trend_probe) to reproduce.
+#     Since session 13 the trend term is the fusion default; the ml-100k rows above that ran without it
+#     turn it off ($NT, off, --set trend_days=0; trend_probe.py fits the fusion model without it itself).
 for s in 5 6 7 8 9; do
   $PY benchmarks/seed_runs.py fit fusion $s --set patience=20 --set trend_days=30 --set precision=fp32 --out $OUT/ml-100k-trend
   $PY benchmarks/seed_runs.py fit sasrec $s --set patience=20 --set precision=fp32 --out $OUT/ml-100k-trend

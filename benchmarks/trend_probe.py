@@ -1,6 +1,7 @@
 """Does "what is popular right now" add to a fitted model?  A late-fusion probe.
 
-Fits ``MODEL`` (seed ``SEED``, patience 20, ``--set`` overrides) on ml-100k's
+Fits ``MODEL`` (seed ``SEED``, patience 20, ``--set`` overrides; the fusion model
+without its own trend term unless ``--set trend_days=...``) on ml-100k's
 leave-one-out training set, then adds ``alpha * log1p(count)`` to its scores,
 where ``count`` is each item's number of training events in the ``w`` days
 before the request time (``[t - w, t)``, exact seconds; with ``--bucketed``
@@ -240,7 +241,9 @@ def main() -> None:
         print(f"{args.model} seed {args.seed}: scores from {args.scores}", flush=True)
     else:
         params = parse_overrides([f"{args.model}.{s}" for s in args.set], [args.model]).get(args.model, {})
-        params = {"patience": 20, "progress": False, **params, "seed": args.seed}
+        # The probe adds its own late trend term, so the fitted fusion model has none unless --set says so.
+        fixed = {"trend_days": 0.0} if args.model == "fusion" else {}
+        params = {"patience": 20, "progress": False, **fixed, **params, "seed": args.seed}
         rec = MODELS[args.model](make_config(args.model, params)).fit(tr, split.valid)
         print(f"{args.model} seed {args.seed} {args.set}: best epoch {rec.fit_info.get('best_epoch')}", flush=True)
         scores = {n: rec.score(es.queries) for n, es in sets.items()}
