@@ -214,3 +214,27 @@ for s in 0 1 2; do
 done
 $PY benchmarks/seed_runs.py fit fusion 2 --dataset amazon-beauty --set dropout=0.5 --set attn_dropout=0.5 --set batch_size=256 \
   --set learning_rate=1e-3 --set long_scope=past --set drop_positions=true --set precision=fp32 --out $OUT/beauty-fusion-past-v2
+# 15. Session 14.  Cold-start items with the trend default, Beauty SASRec seed 2 (CPU), the window check
+#     (rules in the results READMEs), and the service with the term on and off.
+$R benchmark --dataset ml-100k --models pop,fusion --seeds 3 --no-tune --cold-items 0.1 --set fusion.id_dropout=0.05 \
+  --set fusion.patience=20 --set fusion.precision=fp32 --out $OUT/ml-100k-cold-trend-event --quiet
+$PY benchmarks/cold_warm_check.py --model fusion --seeds 3 --from-runs $OUT/ml-100k-trend \
+  --out $OUT/ml-100k-cold-trend-event/warm_all_items_seen.json
+$PY benchmarks/seed_runs.py fit sasrec 2 --dataset amazon-beauty --set dropout=0.5 --set attn_dropout=0.5 --set batch_size=256 \
+  --set precision=fp32 --out $OUT/beauty-cpu-sasrec
+$PY benchmarks/seed_runs.py compare fusion sasrec --out $OUT/beauty-fusion-past-v2 --b-out $OUT/beauty-cpu-sasrec
+for s in 0 1; do
+  $PY benchmarks/seed_runs.py fit sasrec $s --set patience=20 --set max_len=100 --set precision=fp32 --out $OUT/ml-100k-maxlen100
+  $PY benchmarks/seed_runs.py fit fusion $s --set patience=20 --set max_len=25 --set precision=fp32 --out $OUT/ml-100k-maxlen25
+done
+$PY benchmarks/seed_runs.py fit fusion 0 --set patience=20 --set max_len=100 --set precision=fp32 --out $OUT/ml-100k-maxlen100
+for s in 0 1; do for m in fusion sasrec; do
+  $PY benchmarks/seed_runs.py fit $m $s --set patience=20 --set dropout=0.3 --set attn_dropout=0.3 --set precision=fp32 \
+    --out $OUT/ml-100k-dropout03
+done; done
+$R train --dataset ml-100k --model fusion --out models/notrend-s14/fusion --set trend_days=0 --set max_seconds=270 --quiet
+for r in 1 2; do   # models/demo/fusion: the model make demo trains
+  $PY benchmarks/serve_load.py --model models/demo/fusion --seconds 10 --out $OUT/serve-load-s14/cache-$r
+  $PY benchmarks/serve_load.py --model models/demo/fusion --seconds 10 --user-cache 0 --out $OUT/serve-load-s14/nocache-$r
+  $PY benchmarks/serve_load.py --model models/notrend-s14/fusion --seconds 10 --out $OUT/serve-load-s14/notrend-cache-$r
+done
