@@ -228,6 +228,10 @@ for s in 0 1; do
   $PY benchmarks/seed_runs.py fit fusion $s --set patience=20 --set max_len=25 --set precision=fp32 --out $OUT/ml-100k-maxlen25
 done
 $PY benchmarks/seed_runs.py fit fusion 0 --set patience=20 --set max_len=100 --set precision=fp32 --out $OUT/ml-100k-maxlen100
+for s in 0 1; do
+  $PY benchmarks/seed_runs.py fit fusion $s --set patience=20 --set max_len=25 --set dropout=0.3 --set attn_dropout=0.3 \
+    --set precision=fp32 --out $OUT/ml-100k-w25-do03
+done
 for s in 0 1; do for m in fusion sasrec; do
   $PY benchmarks/seed_runs.py fit $m $s --set patience=20 --set dropout=0.3 --set attn_dropout=0.3 --set precision=fp32 \
     --out $OUT/ml-100k-dropout03
