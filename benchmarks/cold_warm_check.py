@@ -71,9 +71,9 @@ def main() -> None:
     cold = hold_out_items(base, args.cold_items, COLD_ITEMS_SEED)
     warm_test, warm_rows = select_targets(base.test, ~cold_target_mask(cold))
     rows = from_runs(args.from_runs, args.model, args.seeds, base.test.queries.user, warm_rows) if args.from_runs else []
+    params = parse_overrides([f"{args.model}.{s}" for s in args.set], [args.model]).get(args.model, {})
     for seed in range(0 if args.from_runs else args.seeds):  # fit here only without --from-runs
         started = time.perf_counter()
-        params = parse_overrides([f"{args.model}.{s}" for s in args.set], [args.model]).get(args.model, {})
         model = MODELS[args.model](make_config(args.model, {**params, "seed": seed, "progress": False})).fit(base.train, base.valid)
         seconds = time.perf_counter() - started
         m = evaluate(model, warm_test, base.train).mean()
