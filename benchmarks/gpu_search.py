@@ -115,8 +115,9 @@ class Search:
         folder = self.runs / self.names[i]
         cmd = [sys.executable, str(self.script), "fit", model, str(seed), *set_args(config, self.dry), "--out", str(folder)]
         folder.parent.mkdir(parents=True, exist_ok=True)
-        log = open(folder.with_suffix(f".seed{seed}.log"), "w")
-        self.running[(i, seed)] = (subprocess.Popen(cmd, env=self.env, stdout=log, stderr=subprocess.STDOUT), self.elapsed())
+        with open(folder.with_suffix(f".seed{seed}.log"), "w") as log:  # the child keeps its own descriptor
+            proc = subprocess.Popen(cmd, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        self.running[(i, seed)] = (proc, self.elapsed())
 
     def reap(self) -> None:
         for key, (proc, started) in list(self.running.items()):
@@ -203,8 +204,7 @@ class Search:
     def write(self, final: bool = False) -> None:
         self.out.mkdir(parents=True, exist_ok=True)
         with open(self.out / "runs.jsonl", "w") as f:
-            for d in sorted(self.done.values(), key=lambda d: d["finished_at"]):
-                f.write(json.dumps(d) + "\n")
+            f.writelines(json.dumps(d) + "\n" for d in sorted(self.done.values(), key=lambda d: d["finished_at"]))
         np.savez(self.out / "per_user.npz", **self.per_user)
         (self.out / "summary.md").write_text(self.summary(final))
 
@@ -212,8 +212,9 @@ class Search:
         import torch
 
         gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-        lines = [f"# Equal-budget search, ml-100k leave-one-out ({'final' if final else 'in progress'}, "
-                 f"{self.elapsed():.0f} s; {gpu}; torch {torch.__version__}; {self.workers} fits at a time)", "",
+        title = (f"# Equal-budget search, ml-100k leave-one-out ({'final' if final else 'in progress'}, "
+                 f"{self.elapsed():.0f} s; {gpu}; torch {torch.__version__}; {self.workers} fits at a time)")
+        lines = [title, "",
                  "| config | model | valid NDCG@10 (seeds 0-1) | test NDCG@10 (seeds 0-1) | seeds done | settings |",
                  "|---|---|---|---|---|---|"]
         chosen = set(self.selected().values())
