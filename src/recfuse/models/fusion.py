@@ -721,7 +721,8 @@ class Fusion(SequentialRecommender):
         table = self.item_vectors()  # (n_items, D)
         if module.trend_items is not None:
             table = torch.cat([table, module.trend_items[1:].to(table.dtype)], dim=-1)  # (n_items, D + r)
-        loss = softmax_cross_entropy(torch.cat(rows), table, torch.cat(targets), torch.cat(weights), bias)
+        loss = softmax_cross_entropy(torch.cat(rows), table, torch.cat(targets), torch.cat(weights), bias,
+                                     smoothing=self.config.label_smoothing)
         loss = loss / max(len(labels), 1)
         if module.text is not None:
             # Teach the text -> ID map on the warm items (the ID table itself is not moved by it).

@@ -45,6 +45,7 @@ def softmax_cross_entropy(
     weight: torch.Tensor | None = None,
     bias: torch.Tensor | None = None,
     chunked: bool | None = None,
+    smoothing: float = 0.0,
 ) -> torch.Tensor:
     """``sum_i weight_i * CE(softmax(h_i @ table.T + bias), target_i)``, a scalar.
 
@@ -53,6 +54,12 @@ def softmax_cross_entropy(
     (ones when omitted), ``bias`` ``(V,)`` added to every row's logits
     (``-inf`` removes an item from the softmax; it gets no gradient).
     ``chunked=None`` picks the chunked path where it is the fast one.
+
+    ``smoothing`` = e: label smoothing, the target distribution
+    ``(1 - e) onehot + e uniform`` over the items left in the softmax.  Its
+    cross-entropy is ``lse - (1 - e) z_t - e mean(z)``, i.e. the plain one plus
+    ``e (z_t - mean(z))``, and ``mean(z) = h . mean(table) + mean(bias)`` over
+    those items: no extra pass over the logits.
     """
     if weight is None:
         weight = torch.ones(len(target), dtype=torch.float32, device=h.device)
@@ -62,8 +69,21 @@ def softmax_cross_entropy(
         logits = h @ table.T
         if bias is not None:
             logits = logits + bias
-        return (F.cross_entropy(logits.float(), target, reduction="none") * weight).sum()
-    return _ChunkedCE.apply(h, table, target, weight.to(h.dtype), bias, chunk_rows(table.shape[0]))
+        loss = (F.cross_entropy(logits.float(), target, reduction="none") * weight).sum()
+    else:
+        loss = _ChunkedCE.apply(h, table, target, weight.to(h.dtype), bias, chunk_rows(table.shape[0]))
+    if smoothing:
+        if not 0.0 <= smoothing < 1.0:
+            raise ValueError(f"label smoothing must be in [0, 1), got {smoothing}")
+        keep = None if bias is None else torch.isfinite(bias)  # (V,) items in the softmax
+        mean_row = table.mean(0) if keep is None else table[keep].mean(0)  # (D,)
+        z_t = (h * table[target]).sum(1)  # (N,) target logits, less the bias
+        z_mean = h @ mean_row  # (N,)
+        if bias is not None:
+            z_t = z_t + bias[target]
+            z_mean = z_mean + bias[keep].mean()
+        loss = loss + smoothing * ((z_t - z_mean).to(loss.dtype) * weight.to(loss.dtype)).sum()
+    return loss
 
 
 class _ChunkedCE(torch.autograd.Function):

@@ -34,6 +34,7 @@ class SequentialConfig(TrainConfig):
     # are in file order, which is arbitrary.  True: each epoch trains on a fresh random order within every
     # such tie (the inputs and targets move together; time gaps stay with their positions).
     shuffle_ties: bool = False
+    label_smoothing: float = 0.0  # share of each target's mass spread evenly over the catalogue (0: off)
 
 
 class SequentialRecommender(Recommender):
@@ -135,7 +136,8 @@ class SequentialRecommender(Recommender):
         real = batch["labels"] >= 0  # (B, T)
         labels = batch["labels"][real]
         # Full softmax over the catalogue at every real position, mean over positions.
-        return softmax_cross_entropy(h[real], self.item_vectors(), labels) / max(len(labels), 1)
+        loss = softmax_cross_entropy(h[real], self.item_vectors(), labels, smoothing=self.config.label_smoothing)
+        return loss / max(len(labels), 1)
 
     def validate(self, valid: EvalSet) -> float:
         from recfuse.evaluate.protocol import valid_ndcg
