@@ -166,6 +166,23 @@ class Search:
     def fit_estimate(self) -> float:
         return float(np.median(self.fit_seconds)) if self.fit_seconds else 0.0
 
+    def run_tasks(self, tasks: list[str]) -> None:
+        """Only these ``NAME:SEED`` fits (e.g. ``fusion-c04:0``), all at once; no stage B."""
+        index = {name: i for i, name in self.names.items()}
+        try:
+            todo = [(index[name], int(seed)) for name, seed in (t.split(":") for t in tasks)]
+        except (KeyError, ValueError):
+            raise SystemExit(f"--tasks: expected NAME:SEED with NAME in {sorted(index)}, got {tasks}") from None
+        for key in todo:
+            self.launch(*key)
+        while self.running and self.elapsed() < self.deadline:
+            self.reap()
+            time.sleep(1.0)
+        for key, (proc, _) in self.running.items():
+            proc.kill()
+            print(f"killed at the deadline: {self.names[key[0]]} seed {key[1]}", flush=True)
+        self.write(final=True)
+
     def run(self) -> None:
         queue = [(i, s) for i in range(len(self.configs)) for s in SEARCH_SEEDS]
         # Stage A: launch while stage B (one more fit time, after the slowest running one) still fits.
@@ -260,8 +277,13 @@ def main() -> None:
     ap.add_argument("--deadline", type=float, default=520.0, help="seconds; fits still running then are killed")
     ap.add_argument("--configs", type=int, default=24, help="configurations per model, at most")
     ap.add_argument("--dry", action="store_true", help="one epoch per fit: a check of the machinery")
+    ap.add_argument("--tasks", default="", help="comma-separated NAME:SEED fits to run alone (finishing a cut-off run)")
     args = ap.parse_args()
-    Search(args.out, args.workers, args.deadline, args.dry, args.configs).run()
+    search = Search(args.out, args.workers, args.deadline, args.dry, args.configs)
+    if args.tasks:
+        search.run_tasks(args.tasks.split(","))
+    else:
+        search.run()
 
 
 if __name__ == "__main__":

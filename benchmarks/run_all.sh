@@ -242,3 +242,15 @@ for r in 1 2; do   # models/demo/fusion: the model make demo trains
   $PY benchmarks/serve_load.py --model models/demo/fusion --seconds 10 --user-cache 0 --out $OUT/serve-load-s14/nocache-$r
   $PY benchmarks/serve_load.py --model models/notrend-s14/fusion --seconds 10 --out $OUT/serve-load-s14/notrend-cache-$r
 done
+# 16. Session 15.  The equal-budget fusion/SASRec search ran on one H200 (it needs a GPU; the carried wheels and
+#     data are in benchmarks/results/ml-100k-search/README.md): skipped without one.  Label smoothing 0.1 on
+#     the CPU (seeds 0-1, the valid-only rule in ml-100k-labelsmooth/decision.md).
+if $PY -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)"; then
+  $PY benchmarks/gpu_search.py --out $OUT/ml-100k-search/h200-run1 --workers 14 --deadline 490
+else
+  echo "16: no GPU, the search (gpu_search.py) is skipped"
+fi
+for s in 0 1; do for m in fusion sasrec; do
+  $PY benchmarks/seed_runs.py fit $m $s --set patience=20 --set label_smoothing=0.1 --set precision=fp32 \
+    --out $OUT/ml-100k-labelsmooth
+done; done
