@@ -21,7 +21,9 @@ import torch
 
 from recfuse.data.registry import load_dataset
 from recfuse.data.split import leave_one_out
+from recfuse.evaluate.cli import coerce
 from recfuse.evaluate.protocol import evaluate
+from recfuse.evaluate.runner import config_fields
 from recfuse.models import MODELS
 
 
@@ -32,13 +34,19 @@ def main() -> None:
     ap.add_argument("--dataset", default="ml-100k")
     ap.add_argument("--threads", type=int, default=2, help="torch intra-op threads (the target machine has 2 cores)")
     ap.add_argument("--out", default=None, help="write the figures as JSON here")
+    ap.add_argument("--set", action="append", default=[], metavar="PARAM=VALUE", help="a model setting (repeatable)")
     args = ap.parse_args()
+    fields = config_fields(args.model)
+    try:
+        params = {k: coerce(v, fields[k]) for k, _, v in (s.partition("=") for s in args.set)}
+    except (KeyError, ValueError) as e:
+        raise SystemExit(f"--set: {e}") from None
     torch.set_num_threads(args.threads)
     split = leave_one_out(load_dataset(args.dataset))
     rows = []
     for seed in range(args.seeds):
         started = time.perf_counter()
-        model = MODELS[args.model](seed=seed, progress=False).fit(split.train, split.valid)
+        model = MODELS[args.model](seed=seed, progress=False, **params).fit(split.train, split.valid)
         wall = time.perf_counter() - started
         info = model.fit_info
         test = evaluate(model, split.test, split.train).mean()
