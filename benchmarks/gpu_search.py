@@ -33,26 +33,17 @@ import numpy as np
 
 COMMON = {"patience": 20, "precision": "fp32"}
 TIED = {"dropout": "attn_dropout"}  # one value drawn, set on both
+SHARED: dict[str, list] = {  # the transformer settings both models have, searched over the same values
+    "learning_rate": [1e-3, 2e-3, 3e-3, 5e-3],
+    "dropout": [0.1, 0.2, 0.3],
+    "embedding_size": [64, 128],
+    "n_layers": [1, 2, 3],
+    "n_heads": [1, 2],
+}
 SPACES: dict[str, dict[str, list]] = {
-    "sasrec": {
-        "learning_rate": [1e-3, 2e-3, 3e-3, 5e-3],
-        "dropout": [0.1, 0.2, 0.3],
-        "embedding_size": [64, 128],
-        "n_layers": [1, 2, 3],
-        "n_heads": [1, 2],
-        "max_len": [50, 100, 200],
-    },
-    "fusion": {
-        "learning_rate": [1e-3, 2e-3, 3e-3, 5e-3],
-        "dropout": [0.1, 0.2, 0.3],
-        "embedding_size": [64, 128],
-        "n_layers": [1, 2, 3],
-        "n_heads": [1, 2],
-        "max_len": [25, 50, 100],
-        "aux_loss": [0.25, 0.5, 1.0],
-        "long_len": [100, 200, 400],
-        "drop_positions": [False, True],
-    },
+    "sasrec": {**SHARED, "max_len": [50, 100, 200]},
+    "fusion": {**SHARED, "max_len": [25, 50, 100], "aux_loss": [0.25, 0.5, 1.0], "long_len": [100, 200, 400],
+               "drop_positions": [False, True]},
 }
 DEFAULTS = {  # the registry's defaults, for the first configuration of each model
     "sasrec": {"learning_rate": 1e-3, "dropout": 0.2, "embedding_size": 64, "n_layers": 2, "n_heads": 1, "max_len": 50},
@@ -166,6 +157,20 @@ class Search:
     def fit_estimate(self) -> float:
         return float(np.median(self.fit_seconds)) if self.fit_seconds else 0.0
 
+    def wait(self) -> None:
+        """Until the running fits are done or the deadline passes."""
+        while self.running and self.elapsed() < self.deadline:
+            self.reap()
+            time.sleep(1.0)
+
+    def finish(self) -> None:
+        """Wait, kill what still runs at the deadline, write the final files."""
+        self.wait()
+        for key, (proc, _) in self.running.items():
+            proc.kill()
+            print(f"killed at the deadline: {self.names[key[0]]} seed {key[1]}", flush=True)
+        self.write(final=True)
+
     def run_tasks(self, tasks: list[str]) -> None:
         """Only these ``NAME:SEED`` fits (e.g. ``fusion-c04:0``), all at once; no stage B."""
         index = {name: i for i, name in self.names.items()}
@@ -175,13 +180,7 @@ class Search:
             raise SystemExit(f"--tasks: expected NAME:SEED with NAME in {sorted(index)}, got {tasks}") from None
         for key in todo:
             self.launch(*key)
-        while self.running and self.elapsed() < self.deadline:
-            self.reap()
-            time.sleep(1.0)
-        for key, (proc, _) in self.running.items():
-            proc.kill()
-            print(f"killed at the deadline: {self.names[key[0]]} seed {key[1]}", flush=True)
-        self.write(final=True)
+        self.finish()
 
     def run(self) -> None:
         queue = [(i, s) for i in range(len(self.configs)) for s in SEARCH_SEEDS]
@@ -199,10 +198,7 @@ class Search:
             while queue and len(self.running) < self.workers:
                 self.launch(*queue.pop(0))
             time.sleep(1.0)
-        self.stage_a_launched = self.elapsed()
-        while self.running and self.elapsed() < self.deadline:
-            self.reap()
-            time.sleep(1.0)
+        self.wait()
         # Stage B: the selected configurations, then the defaults.
         chosen = self.selected()
         print(f"[{self.elapsed():4.0f}s] selected on valid: " + ", ".join(f"{self.names[i]} {self.configs[i][1]}" for i in chosen.values()), flush=True)
@@ -210,13 +206,7 @@ class Search:
         for i in [*chosen.values(), *defaults]:
             for s in CONFIRM_SEEDS:
                 self.launch(i, s)
-        while self.running and self.elapsed() < self.deadline:
-            self.reap()
-            time.sleep(1.0)
-        for key, (proc, _) in self.running.items():
-            proc.kill()
-            print(f"killed at the deadline: {self.names[key[0]]} seed {key[1]}", flush=True)
-        self.write(final=True)
+        self.finish()
 
     def write(self, final: bool = False) -> None:
         self.out.mkdir(parents=True, exist_ok=True)
