@@ -257,3 +257,19 @@ for s in 0 1; do for m in fusion sasrec; do
   $PY benchmarks/seed_runs.py fit $m $s --set patience=20 --set label_smoothing=0.1 --set precision=fp32 \
     --out $OUT/ml-100k-labelsmooth
 done; done
+for s in 2 3 4; do for m in fusion sasrec; do
+  $PY benchmarks/seed_runs.py fit $m $s --set patience=20 --set label_smoothing=0.1 --set precision=fp32 \
+    --out $OUT/ml-100k-labelsmooth
+done; done
+$PY benchmarks/seed_runs.py compare fusion sasrec --out $OUT/ml-100k-labelsmooth
+for m in fusion sasrec; do
+  $PY benchmarks/seed_runs.py compare $m $m --out $OUT/ml-100k-labelsmooth --b-out $OUT/ml-100k-trend --seeds 0-4
+done
+$PY benchmarks/seed_runs.py compare fusion sasrec --out $OUT/ml-100k-trend --b-out $OUT/ml-100k-labelsmooth --seeds 0-4
+mv $OUT/ml-100k-trend/compare_fusion_vs_sasrec_seeds0-4.md $OUT/ml-100k-labelsmooth/compare_fusion_nols_vs_sasrec_ls.md
+# Fusion to its best epoch with the new defaults (2 threads, quiet machine), and cold-start items with them.
+$PY benchmarks/seed_runs.py fit fusion 0 --out $OUT/ml-100k-fusion-speed-s15
+$R benchmark --dataset ml-100k --models pop,fusion --seeds 3 --no-tune --cold-items 0.1 --set fusion.id_dropout=0.05 \
+  --set fusion.patience=20 --set fusion.precision=fp32 --jobs 2 --out $OUT/ml-100k-cold-ls --quiet
+$PY benchmarks/cold_warm_check.py --model fusion --seeds 3 --from-runs $OUT/ml-100k-labelsmooth \
+  --out $OUT/ml-100k-cold-ls/warm_all_items_seen.json
