@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 
 httpx = pytest.importorskip("httpx")
@@ -136,7 +135,6 @@ def _binge_users(bundle: Bundle, n: int) -> list[tuple[str, str]]:
 def test_live_events_shift_recommendations_and_raise_the_gate(api: Api) -> None:
     """Acceptance 2: after a burst of events in one genre, the top-10 share of that genre rises and the gate
     (short-term share) rises: the user is back after a month (long-term leads), then mid-binge (short-term)."""
-    gates = []
     for user, genre in _binge_users(api.bundle, 3):
         before = api.recs(user, explain=True)
         seen = set(api.bundle.events.filter(api.bundle.events["user_id"] == user)["item_id"].to_list())
@@ -149,17 +147,11 @@ def test_live_events_shift_recommendations_and_raise_the_gate(api: Api) -> None:
         s0, s1 = share(before, genre), share(after, genre)
         print(f"{user} -> {genre}: share {s0:.1f} -> {s1:.1f}, gate {before['gate']:.3f} -> {after['gate']:.3f}")
         assert s1 > s0 and s1 >= 0.6
-        gates.append((before["gate"], after["gate"]))
+        assert after["gate"] > before["gate"]
         # the explanation names the new events as the reason
         why = {b["item_id"] for it in after["items"] for b in it["explanation"]["because"]}
         assert why & set(items)
         assert all(it["explanation"]["dimension"] in ("content", "rating", "recency") for it in after["items"])
-    # The gate rises on average and for most of the users.  Not for every one: this 4-epoch model lets one
-    # user's gate dip a little on some seeds (fit seeds 0-2, label smoothing 0 and 0.1: 2 of 6 fits had one
-    # user of three at -0.04 / -0.05, the others rising by 0.35-0.99; session 15).
-    before_mean, after_mean = (float(np.mean(g)) for g in zip(*gates, strict=True))
-    assert after_mean > before_mean + 0.1, gates
-    assert sum(a > b for b, a in gates) >= 2, gates
 
 
 # ------------------------------------------------------------------ acceptance 6: new item by text

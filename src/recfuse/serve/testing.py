@@ -111,6 +111,10 @@ def fit_genre_bundle(out: str | Path, epochs: int = 4, seed: int = 0, **config: 
     params: dict[str, Any] = {
         "epochs": epochs, "embedding_size": 32, "max_len": 6, "long_len": 40, "batch_size": 64,
         "learning_rate": 5e-3, "id_dropout": 0.2, "progress": False, "seed": seed, "patience": epochs,
+        # This 4-epoch model's gate reaction is seed-sensitive either way (fit seeds 0-2: one binge user's
+        # gate dipped by 0.04-0.05 on seed 1 without smoothing and on seed 0 with it; the others rose by
+        # 0.35-0.99), so the test model keeps the setting it was tuned with.
+        "label_smoothing": 0.0,
     }
     params.update(config)
     model = Fusion(**params).fit(split.train, split.valid)
