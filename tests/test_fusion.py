@@ -293,6 +293,8 @@ def test_train_and_explain_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert r.exit_code == 2 and "not in this model's data" in r.output
     r = runner.invoke(app, ["train", "--dataset", str(folder), "--out", str(out), "--set", "wings=2"])
     assert r.exit_code == 2 and "no parameter 'wings'" in r.output
+    r = runner.invoke(app, ["train", "--dataset", str(folder), "--out", str(out), "--set", "label_smoothing=1"])
+    assert r.exit_code == 2 and "label_smoothing must be in [0, 1)" in " ".join(r.output.split())
 
 
 def test_future_targets_are_the_events_after_the_next_one() -> None:

@@ -90,3 +90,11 @@ def test_label_smoothing_matches_smoothed_targets(with_bias: bool, chunked: bool
 def test_label_smoothing_rejects_out_of_range() -> None:
     with pytest.raises(ValueError, match="label smoothing"):
         softmax_cross_entropy(torch.ones(1, 2), torch.eye(2), torch.tensor([0]), smoothing=1.0)
+
+
+@pytest.mark.parametrize("name", ["sasrec", "gru4rec", "fusion"])
+def test_label_smoothing_out_of_range_is_refused_by_the_config(name: str) -> None:
+    from recfuse.models import MODELS
+
+    with pytest.raises(ValueError, match="label_smoothing must be in"):
+        MODELS[name](label_smoothing=-0.1)

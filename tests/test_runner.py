@@ -252,6 +252,17 @@ def test_cli_bad_set_exits_2(app: typer.Typer, data: Interactions, monkeypatch: 
     assert res.exit_code == 2, res.output
 
 
+@pytest.mark.parametrize("setting", ["sasrec.label_smoothing=1.5", "fusion.gate=sideways"])
+def test_cli_value_the_config_refuses_exits_2_before_loading(app: typer.Typer, monkeypatch: pytest.MonkeyPatch,
+                                                             setting: str) -> None:
+    loaded: list[str] = []
+    monkeypatch.setattr(bench_cli, "_load_dataset", lambda name: loaded.append(name))
+    res = CliRunner().invoke(app, ["benchmark", "--dataset", "clusters", "--models", "sasrec,fusion", "--set", setting])
+    assert res.exit_code == 2, res.output
+    text = " ".join(res.output.split())
+    assert setting.split(".")[1].split("=")[0] in text and not loaded, text
+
+
 def test_coerce_by_field_type() -> None:
     from recfuse.evaluate.runner import config_fields
 

@@ -104,6 +104,13 @@ def parse_overrides(items: list[str], models: list[str]) -> dict[str, dict[str, 
             out.setdefault(model, {})[param] = coerce(value, fields[param])
         except ValueError as e:
             raise typer.BadParameter(f"{item!r}: {e}", param_hint="--set") from None
+    from recfuse.evaluate.runner import make_config
+
+    for model, params in out.items():  # values each config refuses (a gate name, a range) fail here, not mid-run
+        try:
+            make_config(model, params)
+        except ValueError as e:
+            raise typer.BadParameter(f"{model}: {e}", param_hint="--set") from None
     return out
 
 

@@ -129,6 +129,7 @@ class FusionConfig(SASRecConfig):
     trend_fill: str = "event"
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.gate not in GATES:
             raise ValueError(f"fusion gate must be one of {GATES}, got {self.gate!r}")
         if self.long_scope not in SCOPES:

@@ -36,6 +36,10 @@ class SequentialConfig(TrainConfig):
     shuffle_ties: bool = False
     label_smoothing: float = 0.0  # share of each target's mass spread evenly over the catalogue (0: off)
 
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+
 
 class SequentialRecommender(Recommender):
     """Base for models that encode a padded item sequence into a user vector.

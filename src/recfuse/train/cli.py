@@ -27,6 +27,12 @@ def _overrides(model: str, items: list[str]) -> dict[str, Any]:
             out[key] = coerce(value.strip(), fields[key])
         except ValueError as e:
             raise typer.BadParameter(f"{item!r}: {e}", param_hint="--set") from None
+    from recfuse.evaluate.runner import make_config
+
+    try:  # values the config refuses (a gate name, a range) fail here, before any data is read
+        make_config(model, out)
+    except ValueError as e:
+        raise typer.BadParameter(str(e), param_hint="--set") from None
     return out
 
 
