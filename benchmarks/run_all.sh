@@ -273,3 +273,5 @@ $R benchmark --dataset ml-100k --models pop,fusion --seeds 3 --no-tune --cold-it
   --set fusion.patience=20 --set fusion.precision=fp32 --jobs 2 --out $OUT/ml-100k-cold-ls --quiet
 $PY benchmarks/cold_warm_check.py --model fusion --seeds 3 --from-runs $OUT/ml-100k-labelsmooth \
   --out $OUT/ml-100k-cold-ls/warm_all_items_seen.json
+# SASRec time to best epoch with label smoothing on (its default now), 2 threads, quiet machine.
+$PY benchmarks/sasrec_speed.py --seeds 3 --out $OUT/sasrec_speed_ls.json | tee $OUT/sasrec_speed_ls.txt
