@@ -98,3 +98,17 @@ def test_label_smoothing_out_of_range_is_refused_by_the_config(name: str) -> Non
 
     with pytest.raises(ValueError, match="label_smoothing must be in"):
         MODELS[name](label_smoothing=-0.1)
+
+
+def test_label_smoothing_per_row_is_the_sum_of_the_parts() -> None:
+    torch.manual_seed(2)
+    h, table = torch.randn(12, 4, dtype=torch.float64), torch.randn(9, 4, dtype=torch.float64)
+    y = torch.randint(0, 9, (12,))
+    eps = torch.tensor([0.2] * 7 + [0.0] * 5, dtype=torch.float64)
+    for chunked in (True, False):
+        whole = softmax_cross_entropy(h, table, y, chunked=chunked, smoothing=eps)
+        parts = (softmax_cross_entropy(h[:7], table, y[:7], chunked=chunked, smoothing=0.2)
+                 + softmax_cross_entropy(h[7:], table, y[7:], chunked=chunked))
+        assert float(whole) == pytest.approx(float(parts), rel=1e-6)
+    with pytest.raises(ValueError, match="label smoothing"):
+        softmax_cross_entropy(h, table, y, smoothing=torch.full((12,), -0.1))

@@ -99,6 +99,7 @@ class FusionConfig(SASRecConfig):
     id_dropout: float = 0.0  # share of items trained with their text part alone (cold-start practice)
     aux_loss: float = 0.5  # weight of each branch's own softmax loss (keeps both branches useful to the gate)
     aux_share: float = 0.25  # share of positions those branch losses are computed on (they cost a softmax each)
+    smooth_branches: bool = True  # label smoothing on the branch losses too (False: on the fused vector's only)
     long_dropout: float = 0.0  # dropout on the long-term attention weights and output (0: as measured on ml-100k)
     # What the long-term branch reads: "all" = the older events and the window (as measured on ml-100k);
     # "past" = only the events older than the short-term window (nothing when the whole history fits in it).
@@ -693,6 +694,7 @@ class Fusion(SequentialRecommender):
             # The trend term rides along in the softmax: [user, trend weight x basis row] . [item, item factors].
             fused = torch.cat([fused, module.trend(batch["now"], batch["tbin"]).to(fused.dtype)], dim=-1)  # (B, T, D + r)
         rows, targets, weights = [fused[real]], [labels], [torch.ones_like(labels, dtype=fused.dtype)]
+        n_branch = 0  # rows of the branch losses, at the end of ``rows``
         if "future" in batch:
             later = batch["future"]  # (B, T, K)
             for j in range(later.shape[-1]):
@@ -717,6 +719,7 @@ class Fusion(SequentialRecommender):
                 rows += [short[pick], long[pick]]
                 targets += [labels[pick]] * 2
                 weights += [torch.full((2 * int(pick.sum()),), scale, dtype=fused.dtype, device=fused.device)]
+                n_branch = 2 * int(pick.sum())
         # One catalogue softmax for the fused vector and both branch samples: (N + 2M) rows.
         # Items with no training events are never a target: as negatives they would only learn
         # "never happens" through the shared text projection, which buries every cold item.
@@ -727,8 +730,12 @@ class Fusion(SequentialRecommender):
         table = self.item_vectors()  # (n_items, D)
         if module.trend_items is not None:
             table = torch.cat([table, module.trend_items[1:].to(table.dtype)], dim=-1)  # (n_items, D + r)
+        smoothing: float | torch.Tensor = self.config.label_smoothing
+        if smoothing and not self.config.smooth_branches and n_branch:  # the branch rows come last
+            smoothing = torch.full((sum(len(r) for r in rows),), smoothing, device=fused.device)
+            smoothing[-n_branch:] = 0.0
         loss = softmax_cross_entropy(torch.cat(rows), table, torch.cat(targets), torch.cat(weights), bias,
-                                     smoothing=self.config.label_smoothing)
+                                     smoothing=smoothing)
         loss = loss / max(len(labels), 1)
         if module.text is not None:
             # Teach the text -> ID map on the warm items (the ID table itself is not moved by it).

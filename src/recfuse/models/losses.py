@@ -45,7 +45,7 @@ def softmax_cross_entropy(
     weight: torch.Tensor | None = None,
     bias: torch.Tensor | None = None,
     chunked: bool | None = None,
-    smoothing: float = 0.0,
+    smoothing: float | torch.Tensor = 0.0,
 ) -> torch.Tensor:
     """``sum_i weight_i * CE(softmax(h_i @ table.T + bias), target_i)``, a scalar.
 
@@ -59,7 +59,8 @@ def softmax_cross_entropy(
     ``(1 - e) onehot + e uniform`` over the items left in the softmax.  Its
     cross-entropy is ``lse - (1 - e) z_t - e mean(z)``, i.e. the plain one plus
     ``e (z_t - mean(z))``, and ``mean(z) = h . mean(table) + mean(bias)`` over
-    those items: no extra pass over the logits.
+    those items: no extra pass over the logits.  A ``(N,)`` tensor gives each
+    row its own ``e``.
     """
     if weight is None:
         weight = torch.ones(len(target), dtype=torch.float32, device=h.device)
@@ -72,8 +73,10 @@ def softmax_cross_entropy(
         loss = (F.cross_entropy(logits.float(), target, reduction="none") * weight).sum()
     else:
         loss = _ChunkedCE.apply(h, table, target, weight.to(h.dtype), bias, chunk_rows(table.shape[0]))
-    if smoothing:
-        if not 0.0 <= smoothing < 1.0:
+    per_row = isinstance(smoothing, torch.Tensor)
+    if per_row or smoothing:
+        low, high = (float(smoothing.min()), float(smoothing.max())) if per_row else (smoothing, smoothing)
+        if not 0.0 <= low <= high < 1.0:
             raise ValueError(f"label smoothing must be in [0, 1), got {smoothing}")
         keep = None if bias is None else torch.isfinite(bias)  # (V,) items in the softmax
         mean_row = table.mean(0) if keep is None else table[keep].mean(0)  # (D,)
@@ -82,7 +85,8 @@ def softmax_cross_entropy(
         if bias is not None:
             z_t = z_t + bias[target]
             z_mean = z_mean + bias[keep].mean()
-        loss = loss + smoothing * ((z_t - z_mean).to(loss.dtype) * weight.to(loss.dtype)).sum()
+        eps = smoothing.to(loss.dtype) if per_row else smoothing
+        loss = loss + (eps * (z_t - z_mean).to(loss.dtype) * weight.to(loss.dtype)).sum()
     return loss
 
 
