@@ -275,3 +275,8 @@ $PY benchmarks/cold_warm_check.py --model fusion --seeds 3 --from-runs $OUT/ml-1
   --out $OUT/ml-100k-cold-ls/warm_all_items_seen.json
 # SASRec time to best epoch with label smoothing on (its default now), 2 threads, quiet machine.
 $PY benchmarks/sasrec_speed.py --seeds 3 --out $OUT/sasrec_speed_ls.json | tee $OUT/sasrec_speed_ls.txt
+# Label smoothing on the fused loss only (rule in ml-100k-ls-fused/decision.md).
+for s in 0 1; do
+  $PY benchmarks/seed_runs.py fit fusion $s --set patience=20 --set smooth_branches=false --set precision=fp32 \
+    --out $OUT/ml-100k-ls-fused
+done
