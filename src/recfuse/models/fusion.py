@@ -730,9 +730,10 @@ class Fusion(SequentialRecommender):
         table = self.item_vectors()  # (n_items, D)
         if module.trend_items is not None:
             table = torch.cat([table, module.trend_items[1:].to(table.dtype)], dim=-1)  # (n_items, D + r)
-        smoothing: float | torch.Tensor = self.config.label_smoothing
-        if smoothing and not self.config.smooth_branches and n_branch:  # the branch rows come last
-            smoothing = torch.full((sum(len(r) for r in rows),), smoothing, device=fused.device)
+        eps = self.config.label_smoothing
+        smoothing: float | torch.Tensor = eps
+        if eps and not self.config.smooth_branches and n_branch:  # the branch rows come last
+            smoothing = torch.full((sum(len(r) for r in rows),), eps, device=fused.device)
             smoothing[-n_branch:] = 0.0
         loss = softmax_cross_entropy(torch.cat(rows), table, torch.cat(targets), torch.cat(weights), bias,
                                      smoothing=smoothing)

@@ -73,9 +73,12 @@ def softmax_cross_entropy(
         loss = (F.cross_entropy(logits.float(), target, reduction="none") * weight).sum()
     else:
         loss = _ChunkedCE.apply(h, table, target, weight.to(h.dtype), bias, chunk_rows(table.shape[0]))
-    per_row = isinstance(smoothing, torch.Tensor)
-    if per_row or smoothing:
-        low, high = (float(smoothing.min()), float(smoothing.max())) if per_row else (smoothing, smoothing)
+    if isinstance(smoothing, torch.Tensor):
+        low, high = float(smoothing.min()), float(smoothing.max())
+        eps: float | torch.Tensor = smoothing.to(loss.dtype)
+    else:
+        low = high = eps = smoothing
+    if isinstance(eps, torch.Tensor) or eps:
         if not 0.0 <= low <= high < 1.0:
             raise ValueError(f"label smoothing must be in [0, 1), got {smoothing}")
         keep = None if bias is None else torch.isfinite(bias)  # (V,) items in the softmax
@@ -85,7 +88,6 @@ def softmax_cross_entropy(
         if bias is not None:
             z_t = z_t + bias[target]
             z_mean = z_mean + bias[keep].mean()
-        eps = smoothing.to(loss.dtype) if per_row else smoothing
         loss = loss + (eps * (z_t - z_mean).to(loss.dtype) * weight.to(loss.dtype)).sum()
     return loss
 
