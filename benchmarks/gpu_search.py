@@ -178,6 +178,7 @@ class Search:
             todo = [(index[name], int(seed)) for name, seed in (t.split(":") for t in tasks)]
         except (KeyError, ValueError):
             raise SystemExit(f"--tasks: expected NAME:SEED with NAME in {sorted(index)}, got {tasks}") from None
+        self.workers = len(todo)  # all at once, as the summary then says
         for key in todo:
             self.launch(*key)
         self.finish()
