@@ -112,6 +112,10 @@ class FusionConfig(SASRecConfig):
     # x the next event's loss (0: next event only, as SASRec).
     future: int = 0
     future_weight: float = 0.5
+    # The request-time gap inside the short-term state too (``short + W now``), not only in the gate and the
+    # long-term query: the same last events call for other next items a second later (the same page of
+    # ratings) than an hour later.  W starts at zero, so the model starts as without it.
+    now_short: bool = False
     # The trend dimension (item side of timeliness): what is popular *now*.  Each item's log training count in
     # the ``trend_days`` before the request time's bucket (buckets of trend_days / 30; never the request's own
     # bucket, so no event counts toward a request in its own day) is added to its score, scaled by
@@ -415,6 +419,10 @@ class FusionModule(nn.Module):
         self.ln_long = nn.LayerNorm(d)
         self.long_drop = Dropout(c.long_dropout)
         self.gate = nn.Sequential(nn.Linear(3 * d, d), nn.GELU(), nn.Linear(d, 1))
+        if c.now_short:
+            self.now_short = nn.Linear(d, d)
+            nn.init.zeros_(self.now_short.weight)
+            nn.init.zeros_(self.now_short.bias)
         self.trend_basis = self.trend_items = None
         if trend is not None:
             self.add_trend(trend)
@@ -496,6 +504,8 @@ class FusionModule(nn.Module):
         for block in self.blocks:
             h = block(h, mask)
         short = self.ln(h)  # (B, T, D)
+        if self.c.now_short:
+            short = short + self.now_short(now)  # (B, T, D): what follows these events after this gap
         if last_only:
             short, now = short[:, -1:], now[:, -1:]  # (B, 1, D): T' = 1 from here on
 
