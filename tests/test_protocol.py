@@ -141,6 +141,32 @@ def test_popularity_on_known_answer_log() -> None:
     assert r.per_query["mrr@3"].tolist() == pytest.approx([1 / 3] * 3)
 
 
+def test_recbole_count_is_one_per_batch_with_negatives_the_user_has_not_seen() -> None:
+    """``count="recbole"``: RecBole 1.2.1's Pop adds 1 per batch an item is in, as a positive or a negative."""
+    # u and v have seen a and b, so each of their negatives is c; w has seen c and a, so its negatives are b.
+    d = Interactions.from_sequences([("u", ["a", "b"]), ("v", ["a", "b"]), ("w", ["c", "a"])])
+    one_per_batch = Popularity(count="recbole", batch_size=1).fit(d)
+    # a: 3 positives; b: 2 positives + w's 2 negatives; c: 1 positive + 4 negatives.
+    assert np.floor(one_per_batch.counts).tolist() == [3.0, 4.0, 5.0]
+    # One batch holds everything: every item is counted once, the saturation RecBole's ranking shows;
+    # the tied items then stand in an arbitrary order (fractions below 0.5), as torch.topk leaves them.
+    saturated = Popularity(count="recbole", batch_size=6).fit(d).counts
+    assert np.floor(saturated).tolist() == [1.0, 1.0, 1.0] and len(set(saturated.tolist())) == 3
+    assert Popularity().fit(d).counts.tolist() == [3.0, 2.0, 1.0]  # true popularity
+    with pytest.raises(ValueError, match="pop count must be one of"):
+        Popularity(count="batches")
+
+
+def test_recbole_count_changes_with_the_seed_and_saturates_at_the_batch_count() -> None:
+    rng = np.random.default_rng(0)
+    d = Interactions.from_sequences([(f"u{u}", list(rng.choice(40, size=12, replace=False).astype(str)))
+                                     for u in range(60)])
+    fits = [Popularity(count="recbole", batch_size=16, seed=s).fit(d).counts for s in (0, 1)]
+    n_batches = -(-d.n_events // 16)
+    assert max(np.floor(f).max() for f in fits) <= n_batches and not np.array_equal(*fits)
+    assert np.array_equal(Popularity(count="recbole", batch_size=16, seed=0).fit(d).counts, fits[0])
+
+
 def test_popularity_buckets_split_training_mass_in_thirds() -> None:
     d = Interactions.from_sequences([("u", ["a"] * 6 + ["b"] * 3 + ["c"] * 2 + ["d"]), ("v", ["e"])])
     # counts a6 b3 c2 d1 e1 of 13: a starts at 0 (head), b at 6/13 (torso), c at 9/13 (tail)...
