@@ -21,8 +21,10 @@ ls0() { for m in sasrec fusion; do case ",$1," in *,$m,*) printf -- "--set %s.la
 $R benchmark --dataset ml-100k --models $ALL $(ls0 $ALL) --seeds 3 --out $OUT/ml-100k-loo --quiet
 # 2. ml-100k, global temporal split (many more test events).
 $R benchmark --dataset ml-100k --split temporal --models $ALL $(ls0 $ALL) --seeds 3 --out $OUT/ml-100k-temporal --quiet
-# 3. Why RecBole's Pop reads 0.0354: its batch-count quirk emulated on our split.
+# 3. RecBole's Pop (0.0354): recfuse's pop with count=recbole (RecBole 1.2.1's per-batch count) over 20 seeds
+#    against RecBole's own 20 seeds; then the same through the CLI.
 $PY benchmarks/recbole_pop_quirk.py --seeds 20 | tee $OUT/recbole_pop_quirk.txt
+$R benchmark --dataset ml-100k --models pop --set pop.count=recbole --seeds 20 --no-tune --out $OUT/ml-100k-pop-recbole --quiet
 # 4. SASRec time to best epoch on 2 cores.
 $PY benchmarks/sasrec_speed.py $L0 --seeds 3 --out $OUT/sasrec_speed.json
 # 5. Amazon Beauty (S3-Rec split); needs a local copy: recfuse data get amazon-beauty --from DIR
@@ -279,4 +281,10 @@ $PY benchmarks/sasrec_speed.py --seeds 3 --out $OUT/sasrec_speed_ls.json | tee $
 for s in 0 1; do
   $PY benchmarks/seed_runs.py fit fusion $s --set patience=20 --set smooth_branches=false --set precision=fp32 \
     --out $OUT/ml-100k-ls-fused
+done
+
+# 17. Session 16.  The request-time gap in the short-term state (rules in ml-100k-now-short/decision*.md).
+for s in 0 1 2 3 4; do
+  $PY benchmarks/seed_runs.py fit fusion $s --set patience=20 --set now_short=true --set precision=fp32 \
+    --out $OUT/ml-100k-now-short
 done
