@@ -326,3 +326,31 @@ def test_drop_positions_puts_the_positions_inside_the_input_dropout() -> None:
             assert (seen[0] == 0).float().mean() > 0.3  # about half of them dropped
         else:
             torch.testing.assert_close(seen[0][0], pos)
+
+
+def test_now_short_lets_the_request_gap_change_the_short_term_answer() -> None:
+    """Short-term branch only (gate "short"): without ``now_short`` the request time cannot change the
+    answer; with it the model learns that the series goes on within the hour (s2) and that users back
+    after months go to a favourite's sequel instead."""
+    rows = []
+    for u in range(120):
+        fav = f"f{(u // 2) % 4}"
+        t = [0.0, MONTH, MONTH + 60, MONTH + 120]
+        seq = [fav, "x", "y", "s1"]
+        if u % 2:
+            seq, t = [*seq, "s2"], [*t, MONTH + 120 + HOUR / 4]
+        else:
+            seq, t = [*seq, fav + "b"], [*t, MONTH + 120 + 3 * MONTH]
+        rows += [(f"u{u}", i, ts, 4.0) for i, ts in zip(seq, t, strict=True)]
+    data = _log(rows)
+    hist, ts = ["f1", "x", "y", "s1"], [0.0, MONTH, MONTH + 60, MONTH + 120]
+    soon = _query(data, hist, ts, [4] * 4, MONTH + 120 + HOUR / 4)
+    later = _query(data, hist, ts, [4] * 4, MONTH + 120 + 3 * MONTH)
+    settings = {**SMALL, "gate": "short", "trend_days": 0.0, "epochs": 60, "learning_rate": 5e-3, "patience": 60}
+
+    blind = Fusion(**settings).fit(data)
+    np.testing.assert_allclose(blind.score(soon), blind.score(later), atol=1e-6)
+
+    model = Fusion(**settings, now_short=True).fit(data)
+    top = [data.items.to_external(model.recommend(q, 1)[0][0]).tolist()[0] for q in (soon, later)]
+    assert top[0] == "s2" and top[1] in {"f0b", "f1b", "f2b", "f3b"}, top  # which sequel is the history's job
