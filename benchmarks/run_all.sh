@@ -288,3 +288,14 @@ for s in 0 1 2 3 4; do
   $PY benchmarks/seed_runs.py fit fusion $s --set patience=20 --set now_short=true --set precision=fp32 \
     --out $OUT/ml-100k-now-short
 done
+$PY benchmarks/seed_runs.py compare fusion sasrec --out $OUT/ml-100k-now-short --b-out $OUT/ml-100k-labelsmooth --seeds 0-4
+$PY benchmarks/seed_runs.py compare fusion fusion --out $OUT/ml-100k-now-short --b-out $OUT/ml-100k-labelsmooth --seeds 0-4
+# The global temporal cut, event by event, with the session-15 defaults (label smoothing 0.1 for both), 5 seeds.
+TE=$OUT/ml-100k-temporal-events-ls
+for s in 0 1 2 3 4; do echo "fusion $s"; echo "sasrec $s"; done | OMP_NUM_THREADS=1 xargs -P 2 -L 1 \
+  sh -c '"$0" benchmarks/seed_runs.py fit "$2" "$3" --split temporal-events --set patience=20 --set precision=fp32 --out "$1"' $PY $TE
+$PY benchmarks/seed_runs.py compare fusion sasrec --out $TE
+$PY benchmarks/seed_runs.py compare fusion fusion_notrend --out $TE
+# Ablations with the session-15 defaults, 3 seeds.
+$R ablate --dataset ml-100k --seeds 3 --variants no_text,long_only,short_only,fixed_gate,no_time --set patience=20 \
+  --set precision=fp32 --jobs 2 --out $OUT/ml-100k-ablation-ls --quiet
