@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +42,27 @@ def _query(data: Interactions, items: list[str], ts: list[float], ratings: list[
     )
 
 
+def _series_or_sequel(favourite: Callable[[int], str], away: Callable[[int], bool]) -> tuple[Interactions, Queries, Queries]:
+    """120 users: a favourite, then x, y, s1 a month later.  Back within the hour, a user goes on to s2;
+    back after three months (``away(u)``), to the favourite's sequel.  Returns the log and the queries of
+    a user with favourite f1 asking within the hour and after three months."""
+    rows = []
+    for u in range(120):
+        fav = favourite(u)
+        t = [0.0, MONTH, MONTH + 60, MONTH + 120]
+        seq = [fav, "x", "y", "s1"]
+        if away(u):
+            seq, t = [*seq, fav + "b"], [*t, MONTH + 120 + 3 * MONTH]
+        else:
+            seq, t = [*seq, "s2"], [*t, MONTH + 120 + HOUR / 4]
+        rows += [(f"u{u}", i, ts, 4.0) for i, ts in zip(seq, t, strict=True)]
+    data = _log(rows)
+    hist, ts = ["f1", "x", "y", "s1"], [0.0, MONTH, MONTH + 60, MONTH + 120]
+    soon = _query(data, hist, ts, [4] * 4, MONTH + 120 + HOUR / 4)
+    later = _query(data, hist, ts, [4] * 4, MONTH + 120 + 3 * MONTH)
+    return data, soon, later
+
+
 def test_buckets() -> None:
     assert gap_bucket(np.array([0.0, 1.5, 2.0, HOUR, MONTH])).tolist() == [2, 2, 3, 13, 23]
     assert rating_bucket(np.array([-1.0, 0.0, 1.0, np.nan])).tolist() == [2, 3, 5, 0]
@@ -69,21 +91,8 @@ def test_gate_is_a_share_that_moves_with_the_inputs() -> None:
     """Back within the hour users continue a series (s2); back after months they go back to
     their long-time favourite's sequel.  The gate must stay in [0, 1] and react to both the
     history and the time since the last event; with time switched off, the gap cannot matter."""
-    rows = []
-    for u in range(120):
-        fav = f"f{u % 4}"
-        t = [0.0, MONTH, MONTH + 60, MONTH + 120]
-        seq = [fav, "x", "y", "s1"]
-        if u % 3:
-            seq, t = [*seq, "s2"], [*t, MONTH + 120 + HOUR / 4]
-        else:
-            seq, t = [*seq, fav + "b"], [*t, MONTH + 120 + 3 * MONTH]
-        rows += [(f"u{u}", i, ts, 4.0) for i, ts in zip(seq, t, strict=True)]
-    data = _log(rows)
-    hist, ts = ["f1", "x", "y", "s1"], [0.0, MONTH, MONTH + 60, MONTH + 120]
-    soon = _query(data, hist, ts, [4] * 4, MONTH + 120 + HOUR / 4)
-    later = _query(data, hist, ts, [4] * 4, MONTH + 120 + 3 * MONTH)
-    other = _query(data, ["f2", "x"], ts[:2], [4] * 2, MONTH + 60)
+    data, soon, later = _series_or_sequel(lambda u: f"f{u % 4}", lambda u: u % 3 == 0)
+    other = _query(data, ["f2", "x"], [0.0, MONTH], [4] * 2, MONTH + 60)
 
     model = Fusion(epochs=60, learning_rate=5e-3, patience=60, **SMALL).fit(data)
     g = [float(model.gates(q)[0]) for q in (soon, later, other)]
@@ -332,20 +341,7 @@ def test_now_short_lets_the_request_gap_change_the_short_term_answer() -> None:
     """Short-term branch only (gate "short"): without ``now_short`` the request time cannot change the
     answer; with it the model learns that the series goes on within the hour (s2) and that users back
     after months go to a favourite's sequel instead."""
-    rows = []
-    for u in range(120):
-        fav = f"f{(u // 2) % 4}"
-        t = [0.0, MONTH, MONTH + 60, MONTH + 120]
-        seq = [fav, "x", "y", "s1"]
-        if u % 2:
-            seq, t = [*seq, "s2"], [*t, MONTH + 120 + HOUR / 4]
-        else:
-            seq, t = [*seq, fav + "b"], [*t, MONTH + 120 + 3 * MONTH]
-        rows += [(f"u{u}", i, ts, 4.0) for i, ts in zip(seq, t, strict=True)]
-    data = _log(rows)
-    hist, ts = ["f1", "x", "y", "s1"], [0.0, MONTH, MONTH + 60, MONTH + 120]
-    soon = _query(data, hist, ts, [4] * 4, MONTH + 120 + HOUR / 4)
-    later = _query(data, hist, ts, [4] * 4, MONTH + 120 + 3 * MONTH)
+    data, soon, later = _series_or_sequel(lambda u: f"f{(u // 2) % 4}", lambda u: u % 2 == 0)
     settings = {**SMALL, "gate": "short", "trend_days": 0.0, "epochs": 60, "learning_rate": 5e-3, "patience": 60}
 
     blind = Fusion(**settings).fit(data)
