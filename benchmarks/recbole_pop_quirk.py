@@ -56,5 +56,6 @@ def main() -> None:
     print(f"same distribution? Mann-Whitney U two-sided p = {mannwhitneyu(q, rb).pvalue:.2f}")
     print("RecBole 1.2.1 Pop, measured by the issue author on this machine: 0.0354")
 
+
 if __name__ == "__main__":
     main()
