@@ -350,3 +350,26 @@ def test_now_short_lets_the_request_gap_change_the_short_term_answer() -> None:
     model = Fusion(**settings, now_short=True).fit(data)
     top = [data.items.to_external(model.recommend(q, 1)[0][0]).tolist()[0] for q in (soon, later)]
     assert top[0] == "s2" and top[1] in {"f0b", "f1b", "f2b", "f3b"}, top  # which sequel is the history's job
+
+
+def test_long_heads_learn_from_the_older_events_and_load_back(tmp_path: Path) -> None:
+    """Long-term branch only, reading only the events older than the window, with 2 heads: the next item
+    is set by a user's first event (a_k -> r_k), which only the long branch can see.  The model learns it,
+    and a saved model loads back to the same scores.  ``long_heads`` must divide the embedding size."""
+    rows = []
+    for u in range(48):
+        k = u % 4
+        seq = [f"a{k}", *[f"f{(u + t) % 6}" for t in range(6)], f"r{k}"]
+        rows += [(f"u{u}", i, float(t), 3.0) for t, i in enumerate(seq)]
+    data = _log(rows)
+    settings = {**SMALL, "gate": "long", "long_scope": "past", "long_heads": 2, "trend_days": 0.0,
+                "epochs": 60, "learning_rate": 5e-3, "patience": 60}
+    model = Fusion(**settings).fit(data)
+    assert model.module.long_out is not None
+    for k in range(4):
+        q = _query(data, [f"a{k}", *[f"f{t}" for t in range(6)]], list(range(7)), [3.0] * 7, 7.0)
+        assert data.items.to_external(model.recommend(q, 1)[0][0]).tolist()[0] == f"r{k}"
+    loaded = Fusion.load(model.save(tmp_path / "m"))
+    np.testing.assert_allclose(loaded.score(q), model.score(q), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="long_heads must be >= 1 and divide"):
+        Fusion(long_heads=3)
