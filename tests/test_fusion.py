@@ -373,3 +373,32 @@ def test_long_heads_learn_from_the_older_events_and_load_back(tmp_path: Path) ->
     np.testing.assert_allclose(loaded.score(q), model.score(q), rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="long_heads must be >= 1 and divide"):
         Fusion(long_heads=3)
+
+
+def test_user_embedding_tells_apart_users_with_the_same_history(tmp_path: Path) -> None:
+    """Every user watches f0..f5, then user u goes to r_(u % 4): the history cannot say which, only who
+    the user is.  With ``user_emb`` (swaps off) the model learns it; a user it never saw (-1) gets the
+    unknown row, and a saved model loads back to the same scores."""
+    rows = []
+    for u in range(48):
+        seq = [*[f"f{t}" for t in range(6)], f"r{u % 4}"]
+        rows += [(f"u{u}", i, float(t), 3.0) for t, i in enumerate(seq)]
+    data = _log(rows)
+    settings = {**SMALL, "gate": "long", "user_emb": True, "user_swap": 0.0, "trend_days": 0.0,
+                "epochs": 80, "learning_rate": 1e-2, "patience": 80}
+    model = Fusion(**settings).fit(data)
+    r = data.items.to_index([f"r{k}" for k in range(4)])
+
+    def ask(user: int) -> Queries:
+        q = _query(data, [f"f{t}" for t in range(6)], list(range(6)), [3.0] * 6, 6.0)
+        return Queries(user=np.array([user]), indptr=q.indptr, items=q.items, timestamps=q.timestamps,
+                       ratings=q.ratings, time=q.time)
+
+    for u in range(8):
+        assert int(np.argmax(model.score(ask(int(data.users.index(f"u{u}"))))[0][r])) == u % 4
+    np.testing.assert_allclose(model.score(ask(-1)), model.score(ask(10_000)), atol=1e-6)  # unknown: one answer
+    loaded = Fusion.load(model.save(tmp_path / "m"))
+    q = ask(int(data.users.index("u5")))
+    np.testing.assert_allclose(loaded.score(q), model.score(q), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="user_swap must be in"):
+        Fusion(user_swap=1.5)

@@ -107,6 +107,13 @@ class FusionConfig(SASRecConfig):
     # Heads of the long-term attention: each reads the history with its own query, so a user's long-term
     # interest can hold several tastes at once (1: one query, as measured up to session 16).
     long_heads: int = 1
+    # A learned vector per training user, added to the long-term interest: what the user has liked over all
+    # their training events, whatever the history window reads (the user embedding of SSE-PT).  While
+    # training, a row's user is swapped for a random one with probability ``user_swap`` (SSE-PT's stochastic
+    # shared embeddings, its regulariser) and hidden (the unknown user's zero vector, as for users the
+    # model never saw) with probability 0.05.  Off by default.
+    user_emb: bool = False
+    user_swap: float = 0.5
     # Positions inside the short branch's input dropout, as SASRec has them (its own dropout draw).
     # On valid it wins on Beauty (0.0705 against 0.0661) and on ml-100k (0.1431 against 0.1413 over 5 seeds, test
     # level at 0.1227); False stays the default until the other ml-100k protocols are re-measured with it.
@@ -151,6 +158,8 @@ class FusionConfig(SASRecConfig):
         if self.long_heads < 1 or self.embedding_size % self.long_heads:
             raise ValueError(f"fusion long_heads must be >= 1 and divide embedding_size ({self.embedding_size}), "
                              f"got {self.long_heads}")
+        if not 0.0 <= self.user_swap <= 1.0:
+            raise ValueError(f"fusion user_swap must be in [0, 1], got {self.user_swap}")
         if self.trend_days < 0 or self.trend_rank < 1:
             raise ValueError(f"fusion trend_days must be >= 0 and trend_rank >= 1, got {self.trend_days}, {self.trend_rank}")
 
@@ -391,7 +400,9 @@ class FusionModule(nn.Module):
     branches: tuple[torch.Tensor, torch.Tensor]
     long_empty: torch.Tensor  # (B, T') bool: the long-term branch had no event to read
 
-    def __init__(self, n_items: int, c: FusionConfig, text: torch.Tensor | None, trend: Trend | None = None) -> None:
+    def __init__(
+        self, n_items: int, c: FusionConfig, text: torch.Tensor | None, trend: Trend | None = None, n_users: int = 0
+    ) -> None:
         super().__init__()
         d = c.embedding_size
         self.c = c
@@ -426,6 +437,11 @@ class FusionModule(nn.Module):
         self.v = nn.Linear(d, d)
         self.ln_long = nn.LayerNorm(d)
         self.long_out = nn.Linear(d, d) if c.long_heads > 1 else None  # mixes the heads, as in multi-head attention
+        self.user_emb = None
+        if c.user_emb:
+            self.user_emb = nn.Embedding(n_users + 1, d, padding_idx=0)  # row 0: a user the model never saw
+            nn.init.normal_(self.user_emb.weight, std=0.02)
+            self.user_emb.weight.data[0] = 0.0
         self.long_drop = Dropout(c.long_dropout)
         self.gate = nn.Sequential(nn.Linear(3 * d, d), nn.GELU(), nn.Linear(d, 1))
         if c.now_short:
@@ -488,10 +504,17 @@ class FusionModule(nn.Module):
         return {"content": self.items(hist), "rating": self.rate_emb(rate), "recency": self.gap_emb(gap)}
 
     def fuse(
-        self, parts: dict[str, torch.Tensor], hist: torch.Tensor, now: torch.Tensor, last_only: bool = False
+        self,
+        parts: dict[str, torch.Tensor],
+        hist: torch.Tensor,
+        now: torch.Tensor,
+        last_only: bool = False,
+        user: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-event parts ``(B, C + T, D)`` and the embedded request-time gaps
         ``now`` ``(B, T, D)`` -> user vectors ``(B, T, D)`` and gates ``(B, T)``.
+
+        ``user`` ``(B,)``: training-user rows (0: unknown), read only with ``user_emb``.
 
         ``last_only``: only the newest position's user vector and gate (``T' = 1``), which is
         all that scoring needs; the long-term attention and the gate then run for one query
@@ -529,7 +552,7 @@ class FusionModule(nn.Module):
         if self.long_out is None:
             att = (query @ self.k(x).transpose(1, 2)) * (short.shape[-1] ** -0.5)  # (B, T', L)
             att = self.long_drop(att.masked_fill(~see, float("-inf")).softmax(dim=-1).nan_to_num(0.0))
-            long = self.ln_long(self.long_drop(att @ self.v(x)))  # (B, T', D)
+            long = self.long_drop(att @ self.v(x))  # (B, T', D)
         else:
             B, Tq, D = query.shape
             H = self.c.long_heads
@@ -540,7 +563,10 @@ class FusionModule(nn.Module):
             att = (split(query) @ split(self.k(x)).transpose(-1, -2)) * ((D // H) ** -0.5)  # (B, H, T', L)
             att = self.long_drop(att.masked_fill(~see[:, None], float("-inf")).softmax(dim=-1).nan_to_num(0.0))
             heads = (att @ split(self.v(x))).transpose(1, 2).reshape(B, Tq, D)  # (B, T', D)
-            long = self.ln_long(self.long_drop(self.long_out(heads)))  # (B, T', D)
+            long = self.long_drop(self.long_out(heads))  # (B, T', D)
+        if self.user_emb is not None and user is not None:
+            long = long + self.user_emb(user)[:, None, :]  # (B, 1, D): the user's standing taste
+        long = self.ln_long(long)
         # Nothing to read (past scope, a history no longer than the window): no long-term interest
         # yet, and ``long`` is only LayerNorm's bias, the same for every user.
         empty = ~see.any(dim=-1)  # (B, T')
@@ -557,9 +583,15 @@ class FusionModule(nn.Module):
         return g * short + (1 - g) * long, g.squeeze(-1)
 
     def forward(
-        self, hist: torch.Tensor, gap: torch.Tensor, rate: torch.Tensor, now: torch.Tensor, last_only: bool = False
+        self,
+        hist: torch.Tensor,
+        gap: torch.Tensor,
+        rate: torch.Tensor,
+        now: torch.Tensor,
+        last_only: bool = False,
+        user: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.fuse(self.embed(hist, gap, rate), hist, self.now_emb(now), last_only)
+        return self.fuse(self.embed(hist, gap, rate), hist, self.now_emb(now), last_only, user)
 
 
 class Fusion(SequentialRecommender):
@@ -586,6 +618,7 @@ class Fusion(SequentialRecommender):
         c = self.config
         self._text = self._text_matrix(train) if c.use_text else None
         self._warm: np.ndarray | None = np.concatenate([[True], train.item_counts() > 0])
+        self._n_users = train.n_users
         self._gap, self._next, self._rate, self._floor = self._event_features(train)
         self._trend = None
         timed = c.trend_days > 0 and c.use_time and train.timestamp is not None and train.n_events > 0
@@ -657,7 +690,8 @@ class Fusion(SequentialRecommender):
 
     def build_module(self) -> nn.Module:
         text = getattr(self, "_text", None)
-        module = FusionModule(self.n_items, self.config, None if text is None else torch.from_numpy(text), getattr(self, "_trend", None))
+        module = FusionModule(self.n_items, self.config, None if text is None else torch.from_numpy(text),
+                              getattr(self, "_trend", None), getattr(self, "_n_users", 0))
         if getattr(self, "_warm", None) is not None:
             module.warm.copy_(torch.from_numpy(self._warm))
         module.rating_floor.fill_(getattr(self, "_floor", 1.0))
@@ -697,6 +731,13 @@ class Fusion(SequentialRecommender):
         # The request time is sometimes unknown (bucket 0, e.g. an offline explanation): practise it.
         now[self._rng.random(now.shape) < 0.05] = 0
         x = trim_padding({"hist": hist, "gap": gap, "rate": rate, "now": now, "labels": labels}, T)
+        if self.config.user_emb:
+            u = owner + 1
+            draw = self._rng.random(len(u))
+            swap = draw < self.config.user_swap
+            u[swap] = self._rng.integers(1, self._n_users + 1, int(swap.sum()))
+            u[draw >= 0.95] = 0  # practise the unknown user
+            x["user"] = u
         if K:
             x["future"] = future
         if self.module.trend_items is not None:  # each position's request time is its target's (ties share it)
@@ -707,7 +748,7 @@ class Fusion(SequentialRecommender):
         return {k: torch.from_numpy(v).to(self.device) for k, v in x.items()}
 
     def hidden(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        return self.module(batch["hist"], batch["gap"], batch["rate"], batch["now"])[0]  # (B, T, D)
+        return self.module(batch["hist"], batch["gap"], batch["rate"], batch["now"], user=batch.get("user"))[0]  # (B, T, D)
 
     def training_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Full-softmax CE of the fused vector, plus ``aux_loss`` x the CE of each branch alone.
@@ -811,6 +852,10 @@ class Fusion(SequentialRecommender):
                 r = np.asarray(ratings[lo:hi], np.float64)
                 rate[b, L - n :] = rating_bucket(running_z(r, np.array([0, len(r)]), floor))[-n:]
         x = trim_padding({"hist": hist, "gap": gap, "rate": rate, "now": now}, T)
+        if self.config.user_emb:
+            n_users = getattr(self, "_n_users", 0)
+            u = np.asarray(queries.user, np.int64)
+            x["user"] = np.where((u >= 0) & (u < n_users), u + 1, 0)  # a user the model never saw: 0
         trend = getattr(self, "_trend", None)
         if trend is not None:
             tbin = np.zeros((B, T), np.int64)
@@ -821,7 +866,7 @@ class Fusion(SequentialRecommender):
     @torch.no_grad()
     def user_vectors(self, queries: Queries) -> torch.Tensor:
         x = self._query_inputs(queries)
-        return self.module(x["hist"], x["gap"], x["rate"], x["now"], last_only=True)[0][:, -1]  # (B, D)
+        return self.module(x["hist"], x["gap"], x["rate"], x["now"], last_only=True, user=x.get("user"))[0][:, -1]  # (B, D)
 
     @torch.no_grad()
     def _scores(self, queries: Queries) -> torch.Tensor:
@@ -830,7 +875,7 @@ class Fusion(SequentialRecommender):
         was_training = self.module.training
         self.module.eval()
         x = self._query_inputs(queries)
-        user = self.module(x["hist"], x["gap"], x["rate"], x["now"], last_only=True)[0][:, -1]  # (B, D)
+        user = self.module(x["hist"], x["gap"], x["rate"], x["now"], last_only=True, user=x.get("user"))[0][:, -1]  # (B, D)
         out = user @ self.item_vectors().T + self._trend_scores(x)  # (B, n_items)
         self.module.train(was_training)
         return out.float()
@@ -869,7 +914,7 @@ class Fusion(SequentialRecommender):
         """Short-term share of the user vector at request time, ``(B,)`` in [0, 1]."""
         self.module.eval()
         x = self._query_inputs(queries)
-        return self.module(x["hist"], x["gap"], x["rate"], x["now"], last_only=True)[1][:, -1].float().cpu().numpy()
+        return self.module(x["hist"], x["gap"], x["rate"], x["now"], last_only=True, user=x.get("user"))[1][:, -1].float().cpu().numpy()
 
     # ---------------------------------------------------------------- explain
     def explain(self, queries: Queries, k: int = 10, n_history: int = 3, exclude_history: bool = True) -> list[dict[str, Any]]:
@@ -898,7 +943,7 @@ class Fusion(SequentialRecommender):
             rep = {name: t.expand(kb, *t.shape[1:]) for name, t in x.items()}  # one copy per item
             parts = {n: p.detach().requires_grad_(True) for n, p in self.module.embed(rep["hist"], rep["gap"], rep["rate"]).items()}
             now = self.module.now_emb(rep["now"]).detach().requires_grad_(True)
-            user, g = self.module.fuse(parts, rep["hist"], now, last_only=True)
+            user, g = self.module.fuse(parts, rep["hist"], now, last_only=True, user=rep.get("user"))
             items = self.item_vectors()[torch.from_numpy(top[b]).to(self.device)]  # (k, D)
             s = (user[:, -1] * items.detach()).sum()
             s.backward()
@@ -970,6 +1015,7 @@ class Fusion(SequentialRecommender):
     # ---------------------------------------------------------------- state
     def load_state(self, state: dict[str, np.ndarray]) -> None:
         self._text = state.get("text")
+        self._n_users = len(state["user_emb.weight"]) - 1 if "user_emb.weight" in state else 0
         self._warm = state.get("warm")
         self._trend = None
         if "trend_basis" in state:
