@@ -318,3 +318,42 @@ def test_metrics_are_prometheus_text(api: Api) -> None:
     assert 'recfuse_http_request_duration_seconds_bucket{route="/v1/users/{user_id}/recommendations",le="+Inf"}' in text
     stored = next(float(line.split()[-1]) for line in text.splitlines() if line.startswith("recfuse_events_stored_total "))
     assert stored >= 5
+
+
+def test_a_model_with_user_vectors_serves_each_known_user_their_own(tmp_path: Path) -> None:
+    """Fusion with ``user_emb``: the service looks up a known user's training row, so its answer over
+    HTTP is the model's own for that user, not the unknown user's (which a never-seen user gets)."""
+    import numpy as np
+    import polars as pl
+
+    from recfuse.data.dataset import Interactions
+    from recfuse.data.split import Queries
+    from recfuse.models.fusion import Fusion
+
+    rows = [(f"u{u}", i, float(t)) for u in range(24) for t, i in enumerate([*[f"f{t}" for t in range(6)], f"r{u % 4}"])]
+    user, item, ts = zip(*rows, strict=True)
+    data = Interactions.from_frame(pl.DataFrame({"user_id": user, "item_id": item, "timestamp": ts}), name="tiny")
+    model = Fusion(embedding_size=16, max_len=6, long_len=6, dropout=0.0, attn_dropout=0.0, gate="long", user_emb=True,
+                   user_swap=0.0, trend_days=0.0, epochs=30, learning_rate=1e-2, patience=30, progress=False).fit(data)
+    path = Bundle.from_fit(model, data, {"split": "none"}).save(tmp_path / "m")
+    server = ServerThread(create_app(ServeConfig(path, db=f"sqlite:///{tmp_path / 'events.db'}", api_key="",
+                                                 preload_text=False))).start()
+    try:
+        with httpx.Client(base_url=server.url, timeout=60) as http:
+            got = http.get("/v1/users/u5/recommendations", params={"k": 5}).json()
+            fresh = http.get("/v1/users/nobody/recommendations", params={"k": 5})
+        now = time.time()
+        hist = data.items.to_index([*[f"f{t}" for t in range(6)], "r1"])
+
+        def own(u: int) -> np.ndarray:
+            q = Queries(user=np.array([u]), indptr=np.array([0, 7]), items=hist, timestamps=np.arange(7.0), time=np.array([now]))
+            return model.score(q)[0]
+
+        served = {it["item_id"]: it["score"] for it in got["items"]}  # the 3 items u5 has not seen
+        assert len(served) == 3
+        ids = data.items.to_index(list(served))
+        np.testing.assert_allclose(list(served.values()), own(int(data.users.index("u5")))[ids], rtol=1e-4, atol=1e-5)
+        assert not np.allclose(list(served.values()), own(-1)[ids], atol=1e-3)  # not the unknown user's answer
+        assert fresh.status_code == 200
+    finally:
+        server.stop()
