@@ -220,13 +220,15 @@ def tie_order(train: Interactions, rng: np.random.Generator) -> np.ndarray:
 def load_warm_start(module: nn.Module, state: dict[str, np.ndarray], old_items: IdMap, new_items: IdMap) -> dict[str, int]:
     """Copy ``state`` into ``module``'s parameters where names and shapes fit; remap ``*item_emb.weight`` rows.
 
+    Per-user vectors (fusion ``user_emb``) are not copied: the new log may order its users differently.
+
     Returns counts: parameters copied, item rows copied.
     """
     rows = old_items.to_index(new_items.external_ids, missing=-1)  # old index of each new item, -1 if new
     copied = items = 0
     with torch.no_grad():
         for name, param in module.named_parameters():
-            if name not in state:
+            if name not in state or name.endswith("user_emb.weight"):  # user rows are not matched by id: learned afresh
                 continue
             old = torch.from_numpy(np.asarray(state[name])).to(param.device, param.dtype)
             if name.endswith("item_emb.weight"):  # row 0 is padding; item i is row i + 1
