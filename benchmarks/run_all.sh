@@ -299,3 +299,27 @@ $PY benchmarks/seed_runs.py compare fusion fusion_notrend --out $TE
 # Ablations with the session-15 defaults, 3 seeds.
 $R ablate --dataset ml-100k --seeds 3 --variants no_text,long_only,short_only,fixed_gate,no_time --set patience=20 \
   --set precision=fp32 --jobs 2 --out $OUT/ml-100k-ablation-ls --quiet
+# 18. Session 17.  Candidates on leave-one-out (rules in each folder's decision.md), the learned gate against a
+#     fixed one on the temporal cut, and seeds 5-9 of both models at today's defaults.
+for s in 0 1; do
+  $PY benchmarks/seed_runs.py fit fusion $s --set patience=20 --set long_heads=4 --set precision=fp32 --out $OUT/ml-100k-long-heads
+done
+$PY benchmarks/seed_runs.py compare fusion fusion --out $OUT/ml-100k-long-heads --b-out $OUT/ml-100k-labelsmooth --seeds 0,1
+for s in 0 1 2 3 4 5 6 7 8 9; do
+  $PY benchmarks/seed_runs.py fit fusion $s --set patience=20 --set user_emb=true --set precision=fp32 --out $OUT/ml-100k-user-emb
+done
+$PY benchmarks/seed_runs.py compare fusion fusion --out $OUT/ml-100k-user-emb --b-out $OUT/ml-100k-labelsmooth --seeds 0-4
+$PY benchmarks/seed_runs.py compare fusion sasrec --out $OUT/ml-100k-user-emb --b-out $OUT/ml-100k-labelsmooth
+for s in 0 1 2 3 4; do
+  $PY benchmarks/seed_runs.py fit fusion $s --split temporal-events --set user_emb=true --set patience=20 \
+    --set precision=fp32 --out $OUT/ml-100k-temporal-events-user-emb
+  $PY benchmarks/seed_runs.py fit fusion $s --split temporal-events --set gate=fixed --set patience=20 \
+    --set precision=fp32 --out $OUT/ml-100k-temporal-events-fixedgate
+done
+$PY benchmarks/seed_runs.py compare fusion fusion --out $OUT/ml-100k-temporal-events-user-emb --b-out $OUT/ml-100k-temporal-events-ls
+$PY benchmarks/seed_runs.py compare fusion fusion --out $OUT/ml-100k-temporal-events-ls --b-out $OUT/ml-100k-temporal-events-fixedgate
+$PY benchmarks/seed_runs.py compare fusion_notrend fusion_notrend --out $OUT/ml-100k-temporal-events-ls \
+  --b-out $OUT/ml-100k-temporal-events-fixedgate
+for s in 5 6 7 8 9; do echo "fusion $s"; echo "sasrec $s"; done | OMP_NUM_THREADS=1 xargs -P 2 -L 1 \
+  sh -c '"$0" benchmarks/seed_runs.py fit "$2" "$3" --set patience=20 --set precision=fp32 --out "$1"' $PY $OUT/ml-100k-labelsmooth
+$PY benchmarks/seed_runs.py compare fusion sasrec --out $OUT/ml-100k-labelsmooth
