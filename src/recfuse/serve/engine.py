@@ -115,9 +115,8 @@ class Engine:
         self.version = version
         self.items: IdMap = bundle.items
         # A model with a learned vector per training user (fusion ``user_emb``) needs each known user's
-        # training row; anyone else is the unknown user (-1).
-        config = getattr(self.model, "config", None)
-        self._user_rows = {str(u): i for i, u in enumerate(bundle.users.external_ids)} if getattr(config, "user_emb", False) else {}
+        # training row (the bundle's user map, string ids once loaded); anyone else is the unknown user (-1).
+        self._user_rows = bundle.users if getattr(getattr(self.model, "config", None), "user_emb", False) else None
         self.token = next(_tokens)
         self.lock = threading.RLock()  # model mutation (add_items) vs scoring
         table = bundle.item_table
@@ -174,7 +173,7 @@ class Engine:
         timed = jobs[0].now is not None
         cat = lambda xs, dt: np.concatenate(xs).astype(dt) if xs else np.zeros(0, dt)
         return Queries(
-            user=np.array([self._user_rows.get(str(j.user), -1) for j in jobs], np.int64),
+            user=np.array([-1 if self._user_rows is None or j.user is None else self._user_rows.get(j.user) for j in jobs], np.int64),
             indptr=indptr,
             items=cat([h.items for h in hist], np.int64),
             timestamps=cat([h.timestamps for h in hist], np.float64) if timed else None,
