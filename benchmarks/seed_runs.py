@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-SPLITS = ("loo", "temporal-events")
+SPLITS = ("loo", "loo-valid5", "temporal-events")
 
 
 def fit(model: str, seed: int, sets: list[str], dataset: str, out: Path, split_kind: str = "loo") -> None:
@@ -32,7 +32,7 @@ def fit(model: str, seed: int, sets: list[str], dataset: str, out: Path, split_k
     import typer
 
     from recfuse.data.registry import load_dataset
-    from recfuse.data.split import leave_one_out, temporal_events
+    from recfuse.data.split import SPLITS as BUILD
     from recfuse.evaluate.cli import parse_overrides
     from recfuse.evaluate.protocol import evaluate
     from recfuse.evaluate.runner import fit_and_evaluate
@@ -41,7 +41,7 @@ def fit(model: str, seed: int, sets: list[str], dataset: str, out: Path, split_k
         params = parse_overrides([f"{model}.{item}" for item in sets], [model]).get(model, {})
     except typer.BadParameter as e:
         raise SystemExit(f"--set: {e}") from None
-    split = (leave_one_out if split_kind == "loo" else temporal_events)(load_dataset(dataset))
+    split = BUILD[split_kind](load_dataset(dataset))
     started = time.perf_counter()
     fitted: dict = {}
     untrended: dict = {}
@@ -92,9 +92,10 @@ def load_runs(out: Path, model: str) -> dict[int, tuple[dict, dict]]:
     return runs
 
 
-def compare(a: str, b: str, out: Path, b_out: Path | None = None, only: list[int] | None = None) -> None:
+def compare(a: str, b: str, out: Path, b_out: Path | None = None, only: list[int] | None = None, on: str = "test") -> None:
     """Leaderboard and paired test of ``a`` (runs under ``out``) against ``b`` (under ``b_out``, default ``out``),
-    over the seeds both have (of ``only``, when given)."""
+    over the seeds both have (of ``only``, when given); the ratio and the test are on ``on`` ("test" or
+    "valid", for a decision that must not look at test)."""
     from recfuse.evaluate.significance import paired_test
 
     ra, rb = load_runs(out, a), load_runs(b_out or out, b)
@@ -103,7 +104,8 @@ def compare(a: str, b: str, out: Path, b_out: Path | None = None, only: list[int
         raise SystemExit(f"no seed that both {a} ({out}) and {b} ({b_out or out}) have")
     info = ra[seeds[0]][0]
     where = "" if b_out is None else f"; {b} from {b_out}"
-    kind = {"loo": "leave-one-out", "temporal-events": "global temporal cut, event by event"}[info.get("split", "loo")]
+    kind = {"loo": "leave-one-out", "loo-valid5": "leave-one-out, five valid events per user",
+            "temporal-events": "global temporal cut, event by event"}[info.get("split", "loo")]
     head = (f"{info.get('dataset', 'ml-100k')} {kind}, full ranking, history masked; seeds {seeds}; "
             f"machine {info['machine']}{where}")
     lines = [head, ""]
@@ -120,20 +122,21 @@ def compare(a: str, b: str, out: Path, b_out: Path | None = None, only: list[int
         lines.append(f"| {m} | {np.mean(t):.4f} ± {np.std(t, ddof=1) if len(t) > 1 else 0:.4f} | "
                      f"{', '.join(f'{x:.4f}' for x in t)} | {np.mean(h):.4f} | {np.mean(v):.4f} | {ep} | "
                      f"{np.median(sb):.0f} | {runs[seeds[0]][0]['params']} |")
-    per = {m: np.mean([runs[s][1]["ndcg@10"] for s in seeds], axis=0) for m, runs in ((la, ra), (lb, rb))}
+    pre = "valid_" if on == "valid" else ""
+    per = {m: np.mean([runs[s][1][f"{pre}ndcg@10"] for s in seeds], axis=0) for m, runs in ((la, ra), (lb, rb))}
     ratio = float(np.mean(per[la]) / np.mean(per[lb]))  # over queries
-    user = ra[seeds[0]][1]["user"]
+    user = ra[seeds[0]][1][f"{pre}user"]
     n_queries = len(user)
     if len(np.unique(user)) < len(user):  # several queries per user (temporal-events): test the users' means
         _, idx = np.unique(user, return_inverse=True)
         per = {m: np.bincount(idx, v) / np.bincount(idx) for m, v in per.items()}
     t = paired_test(per[la], per[lb])
     over = f"{t['n']} users" + (f" (means of their {n_queries} queries)" if t["n"] < n_queries else "")
-    lines += ["", (f"{la} / {lb} = {ratio:.3f} (NDCG@10, mean over seeds); paired Wilcoxon over {over} "
+    lines += ["", (f"{on}: {la} / {lb} = {ratio:.4f} (NDCG@10, mean over seeds); paired Wilcoxon over {over} "
                    f"p = {t['wilcoxon_p']:.3g}, paired t-test p = {t['ttest_p']:.3g}")]
     text = "\n".join(lines)
     print(text)
-    tag = f"_seeds{seeds[0]}-{seeds[-1]}" if only else ""
+    tag = (f"_seeds{seeds[0]}-{seeds[-1]}" if only else "") + ("_valid" if on == "valid" else "")
     (out / f"compare_{a}_vs_{b}{tag}.md").write_text(text + "\n")
 
 
@@ -167,11 +170,12 @@ def main() -> None:
     c.add_argument("--out", type=Path, required=True, help="folder of a's runs (and b's, without --b-out)")
     c.add_argument("--b-out", type=Path, default=None, help="folder of b's runs, when it is another one")
     c.add_argument("--seeds", default=None, metavar="A-B|A,B,...", help="only these seeds (default: all both have)")
+    c.add_argument("--on", choices=("test", "valid"), default="test", help="the set the ratio and the paired test are on")
     args = ap.parse_args()
     if args.cmd == "fit":
         fit(args.model, args.seed, args.set, args.dataset, args.out, args.split)
     else:
-        compare(args.a, args.b, args.out, args.b_out, _seed_list(args.seeds))
+        compare(args.a, args.b, args.out, args.b_out, _seed_list(args.seeds), args.on)
 
 
 if __name__ == "__main__":

@@ -63,6 +63,37 @@ def test_leave_one_out_has_no_leak() -> None:
         assert tr.max() <= s.valid.queries.time[b]
 
 
+def test_leave_one_out_with_several_valid_events_keeps_the_test_queries_and_leaks_nothing() -> None:
+    d = _log(n_users=60)
+    one, five = leave_one_out(d), leave_one_out(d, valid_events=5)
+    # The test queries do not change: same users, histories, targets and request times.
+    assert np.array_equal(one.test.queries.user, five.test.queries.user)
+    assert np.array_equal(one.test.queries.items, five.test.queries.items)
+    assert np.array_equal(one.test.targets, five.test.targets)
+    assert np.array_equal(one.test.queries.time, five.test.queries.time)
+    # Each evaluated user has min(5, n - 2) valid events: the ones just before the test event, in order,
+    # each ranked from everything before it.
+    n_valid = {}
+    for b, u in enumerate(five.valid.queries.user):
+        n_valid[int(u)] = n_valid.get(int(u), 0) + 1
+        seq = d.user_items(u)
+        cut = len(five.valid.queries.history(b))
+        assert five.valid.queries.history(b).tolist() == seq[:cut].tolist()
+        assert five.valid.target(b).tolist() == [seq[cut]]
+        assert len(seq) - 6 <= cut <= len(seq) - 2
+    lengths = d.lengths()
+    assert n_valid == {int(u): min(5, int(lengths[u]) - 2) for u in one.test.queries.user}
+    assert five.info["valid_queries"] == len(five.valid) == sum(n_valid.values())
+    # Training holds exactly the events before each user's first valid event (all events of unevaluated users).
+    assert five.train.n_events == d.n_events - len(five.valid) - len(five.test)
+    for u in range(d.n_users):
+        seq = d.user_items(u)
+        keep = len(seq) - (n_valid.get(u, 0) + 1 if u in n_valid else 0)
+        assert five.train.user_items(u).tolist() == seq[:keep].tolist()
+    with pytest.raises(ValueError, match="valid_events"):
+        leave_one_out(d, valid_events=0)
+
+
 def test_temporal_split_has_no_leak() -> None:
     d = _log(n_users=60)
     s = temporal(d, test_frac=0.2, valid_frac=0.2)

@@ -169,11 +169,20 @@ def _queries_from_prefix(data: Interactions, users: np.ndarray, ends: np.ndarray
     )
 
 
-def leave_one_out(data: Interactions, min_events: int = MIN_EVENTS) -> Split:
+def leave_one_out(data: Interactions, min_events: int = MIN_EVENTS, valid_events: int = 1) -> Split:
     """Last event = test, second-to-last = valid, the rest = train.
 
     Users with fewer than ``min_events`` events keep all their events in
     training and are not evaluated (``info["users_not_evaluated"]`` counts them).
+
+    ``valid_events > 1`` makes the ``valid_events`` events before the test
+    event valid (fewer for a user who would otherwise keep no training
+    event), each one its own query whose history is everything before it,
+    earlier valid events included.  The test queries are exactly those of
+    ``valid_events=1``; the model trains on less.  It is a split for
+    *selection* (about ``valid_events`` times as many valid targets, so a
+    decision on valid has the power one event per user lacks), not for the
+    leave-one-out figures themselves (split ``loo-valid5``).
 
     Examples
     --------
@@ -183,24 +192,32 @@ def leave_one_out(data: Interactions, min_events: int = MIN_EVENTS) -> Split:
     (['d'], [3])
     >>> s.train.n_events  # u's a, b plus both of v's events
     4
+    >>> s = leave_one_out(d, valid_events=5)  # u keeps a for training; b and c are valid
+    >>> d.items.to_external(s.valid.targets).tolist(), s.valid.queries.lengths().tolist(), s.train.n_events
+    (['b', 'c'], [1, 2], 3)
     """
+    if valid_events < 1:
+        raise ValueError(f"leave-one-out: valid_events must be >= 1, got {valid_events}")
+    if min_events < 3:
+        raise ValueError(f"leave-one-out: min_events must be >= 3 (a training, a valid and a test event), got {min_events}")
     lengths = data.lengths()
     evaluated = np.flatnonzero(lengths >= min_events)
     last = data.indptr[evaluated + 1] - 1
+    n_valid = np.minimum(valid_events, lengths[evaluated] - 2)  # every evaluated user keeps a training event
+    valid_pos = _ragged_index(last - n_valid, last)  # per user in time order
     role = np.zeros(data.n_events, dtype=np.int8)  # 0 train, 1 valid, 2 test
     role[last] = 2
-    role[last - 1] = 1
+    role[valid_pos] = 1
     train = data.select(role == 0)
     ts = data.timestamp
-    one = np.arange(len(evaluated) + 1, dtype=np.int64)
     valid = EvalSet(
-        _queries_from_prefix(data, evaluated, last - 1, None if ts is None else ts[last - 1]),
-        one,
-        data.item[last - 1],
+        _queries_from_prefix(data, np.repeat(evaluated, n_valid), valid_pos, None if ts is None else ts[valid_pos]),
+        np.arange(len(valid_pos) + 1, dtype=np.int64),
+        data.item[valid_pos],
     )
     test = EvalSet(
         _queries_from_prefix(data, evaluated, last, None if ts is None else ts[last]),
-        one,
+        np.arange(len(evaluated) + 1, dtype=np.int64),
         data.item[last],
     )
     info: dict[str, float | int | str] = {
@@ -208,6 +225,8 @@ def leave_one_out(data: Interactions, min_events: int = MIN_EVENTS) -> Split:
         "users_not_evaluated": int(data.n_users - len(evaluated)),
         "min_events": min_events,
     }
+    if valid_events > 1:
+        info.update(valid_events=valid_events, valid_queries=len(valid_pos))
     return Split(full=data, train=train, valid=valid, test=test, kind="leave_one_out", info=info)
 
 
@@ -451,4 +470,14 @@ def cold_target_mask(split: Split) -> np.ndarray:
     return np.isin(split.test.targets, np.asarray(cold))
 
 
-SPLITS: dict[str, Callable[..., Split]] = {"loo": leave_one_out, "temporal": temporal, "temporal-events": temporal_events}
+def leave_one_out_valid5(data: Interactions) -> Split:
+    """:func:`leave_one_out` with the five events before each test event as valid: the selection split."""
+    return leave_one_out(data, valid_events=5)
+
+
+SPLITS: dict[str, Callable[..., Split]] = {
+    "loo": leave_one_out,
+    "loo-valid5": leave_one_out_valid5,
+    "temporal": temporal,
+    "temporal-events": temporal_events,
+}
