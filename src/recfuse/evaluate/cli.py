@@ -72,7 +72,8 @@ def coerce(value: str, tp: Any) -> Any:
 
 
 SPLIT_HELP = (
-    "Split: loo (leave-one-out), temporal (global cut, one query per user) or "
+    "Split: loo (leave-one-out), loo-valid5 (leave-one-out's test, the five events before it valid: "
+    "for decisions), temporal (global cut, one query per user) or "
     "temporal-events (global cut, one query per new event in the phase)."
 )
 
