@@ -5,7 +5,9 @@
 ``--out`` (``MODEL-seedN.npz`` + ``.json``), so seeds can run side by side
 (one torch thread each on a 2-core machine; the per-user valid metrics ride
 along as ``valid_*``) and a run that is cut off keeps
-the seeds it finished.  ``compare`` then prints the leaderboard and a paired
+the seeds it finished.  A fusion model with per-user vectors (``user_emb``) is also scored with every
+query's user hidden (``MODEL_anon``: what a user the model never saw, with the same history, gets).
+``compare`` then prints the leaderboard and a paired
 Wilcoxon signed-rank test (per-user metric averaged over the seeds both
 models have), the same statistic `recfuse benchmark` reports.
 
@@ -20,6 +22,7 @@ import argparse
 import json
 import platform
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -45,9 +48,14 @@ def fit(model: str, seed: int, sets: list[str], dataset: str, out: Path, split_k
     started = time.perf_counter()
     fitted: dict = {}
     untrended: dict = {}
+    anonymous: dict = {}
 
     def after_fit(m: object) -> None:
         fitted.update(getattr(m, "fit_info", None) or {})
+        if getattr(getattr(m, "config", None), "user_emb", False):  # every user as one the model never saw
+            hide = lambda e: replace(e, queries=replace(e.queries, user=np.full(len(e), -1, np.int64)))
+            anonymous.update(valid=evaluate(m, hide(split.valid), split.train, (10,)),
+                             test=evaluate(m, hide(split.test), split.train, (10,)))
         alpha = getattr(getattr(m, "module", None), "trend_alpha", None)
         if alpha is not None:  # a calibrated trend term: the same fit scored without it, for a paired test
             chosen = float(alpha)
@@ -61,6 +69,8 @@ def fit(model: str, seed: int, sets: list[str], dataset: str, out: Path, split_k
     results = [(model, run.valid, run.test, params)]
     if untrended:
         results.append((f"{model}_notrend", untrended["valid"], untrended["test"], {**params, "trend_alpha": 0.0}))
+    if anonymous:  # the same fit, every query as an unknown user's (the zero user vector): a new user's history
+        results.append((f"{model}_anon", anonymous["valid"], anonymous["test"], {**params, "users": "unknown"}))
     for name, valid, test, p in results:
         stem = out / f"{name}-seed{seed}"
         np.savez(stem.with_suffix(".npz"), user=split.test.queries.user, valid_user=split.valid.queries.user,

@@ -149,7 +149,11 @@ def genres(tmp_path_factory: pytest.TempPathFactory) -> tuple[Interactions, Fusi
     mp = pytest.MonkeyPatch()
     mp.setenv("RECFUSE_DATA_DIR", str(tmp_path_factory.mktemp("cache")))
     try:
-        model = Fusion(epochs=40, learning_rate=5e-3, patience=40, **SMALL).fit(data)
+        # Per-user vectors off: these tests ask anonymous queries about the text path.  With 60 users of 6
+        # events, a model with them (trained with 5 % of rows as the unknown user) can misrank an anonymous
+        # user's genre (seed 0 does); on ml-100k an unknown user with the same history scores about what the
+        # model without them does (README, session 18).
+        model = Fusion(epochs=40, learning_rate=5e-3, patience=40, user_emb=False, **SMALL).fit(data)
     finally:
         mp.undo()
     return data, model

@@ -201,7 +201,7 @@ def test_engine_adds_the_calibrated_trend_term_on_its_fast_path(tmp_path: Path) 
     for now in (start + (end - start) / 2, end + 3600):  # two different trend rows
         jobs = [Job(s, 10, True, False, now, engine, user=u) for s, u in zip(snaps, users, strict=True)]  # type: ignore[arg-type]
         got = engine.run(jobs)
-        q = queries_of(snaps, now)
+        q = queries_of(snaps, now, [bundle.users.get(u) for u in users])  # known users: their own user vectors
         top, scores = bundle.model.recommend(q, 10)
         for b, res in enumerate(got):
             assert res["items"] == top[b].tolist()
@@ -255,11 +255,12 @@ def test_engine_scores_a_learned_trend_model_by_the_model(tmp_path: Path) -> Non
         np.testing.assert_allclose(res["scores"], scores[b], rtol=1e-4, atol=1e-4)
 
 
-def queries_of(snaps: list, now: float) -> Queries:  # type: ignore[type-arg]
-    """The model-side queries of live snapshots, all at request time ``now``."""
+def queries_of(snaps: list, now: float, users: list[int] | None = None) -> Queries:  # type: ignore[type-arg]
+    """The model-side queries of live snapshots, all at request time ``now``; ``users``: the model's rows of
+    known users (per-user vectors), default the unknown user for all."""
     assert all(s is not None for s in snaps)
     return Queries(
-        user=np.full(len(snaps), -1), indptr=np.concatenate([[0], np.cumsum([len(s) for s in snaps])]),
+        user=np.full(len(snaps), -1) if users is None else np.asarray(users, np.int64), indptr=np.concatenate([[0], np.cumsum([len(s) for s in snaps])]),
         items=np.concatenate([s.items for s in snaps]), timestamps=np.concatenate([s.timestamps for s in snaps]),
         ratings=np.concatenate([s.ratings for s in snaps]), time=np.full(len(snaps), now),
     )

@@ -33,7 +33,7 @@ REFERENCE = "full"
 
 #: ``{label: (fixed FusionConfig switches, what the row leaves out)}``, in table order.
 ABLATIONS: dict[str, tuple[dict[str, Any], str]] = {
-    "full": ({}, "full model: text, time (gaps and trend), rating, learned long/short gate"),
+    "full": ({}, "full model: text, time (gaps and trend), rating, user vectors, learned long/short gate"),
     "no_text": ({"use_text": False}, "no item text (ID embeddings only)"),
     "long_only": ({"gate": "long"}, "long-term interest only"),
     "short_only": ({"gate": "short"}, "short-term interest only"),
@@ -41,11 +41,12 @@ ABLATIONS: dict[str, tuple[dict[str, Any], str]] = {
     "no_time": ({"use_time": False}, "no timeliness features (time gaps and the trend term)"),
     "no_rating": ({"use_rating": False}, "no rating features"),
     "no_trend": ({"trend_days": 0.0}, "no trend term (item popularity in the 30 days before the request)"),
+    "no_user": ({"user_emb": False}, "no learned per-user vector in the long-term interest"),
 }
 
 #: The parameters the rows vary; ``--set`` may not fix one that a chosen row varies (it would change what
 #: that row means); ``--set trend_days=0`` with rows that leave it alone ablates the model without the term.
-SWITCHES = ("use_text", "use_time", "use_rating", "gate", "trend_days")
+SWITCHES = ("use_text", "use_time", "use_rating", "gate", "trend_days", "user_emb")
 
 
 def ablation_variants(names: Sequence[str] | None = None, params: dict[str, Any] | None = None) -> list[Variant]:

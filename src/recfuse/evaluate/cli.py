@@ -241,7 +241,7 @@ def register(app: typer.Typer) -> None:
 
 #: Ablation rows, as ``recfuse ablate --help`` lists them (the switches live in
 #: ``recfuse.evaluate.ablation.ABLATIONS``; a test checks that the two agree).
-ABLATION_NAMES = ("full", "no_text", "long_only", "short_only", "fixed_gate", "no_time", "no_rating", "no_trend")
+ABLATION_NAMES = ("full", "no_text", "long_only", "short_only", "fixed_gate", "no_time", "no_rating", "no_trend", "no_user")
 
 
 def parse_params(items: list[str], model: str) -> dict[str, Any]:
