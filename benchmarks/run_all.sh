@@ -13,6 +13,9 @@ ALL=pop,itemknn,als,bpr,gru4rec,sasrec
 # Rows run before session 13, when the fusion model had no trend term by default, turn it off:
 NT="--set fusion.trend_days=0"
 off() { if [ "$1" = fusion ]; then echo "--set trend_days=0"; fi; }
+# Rows before section 19 ran before session 18, when the fusion model had no per-user vector (user_emb=false
+# then; on since).  Their fusion rows reproduce at commit db5a365 or earlier; run as they stand, they measure
+# today's default.  Sections 18-19 name the switch where it matters.
 # Rows before section 16 ran before session 15, when SASRec and fusion had no label smoothing:
 L0="--set label_smoothing=0"
 ls0() { for m in sasrec fusion; do case ",$1," in *,$m,*) printf -- "--set %s.label_smoothing=0 " $m;; esac; done; }
@@ -323,3 +326,34 @@ $PY benchmarks/seed_runs.py compare fusion_notrend fusion_notrend --out $OUT/ml-
 for s in 5 6 7 8 9; do echo "fusion $s"; echo "sasrec $s"; done | OMP_NUM_THREADS=1 xargs -P 2 -L 1 \
   sh -c '"$0" benchmarks/seed_runs.py fit "$2" "$3" --set patience=20 --set precision=fp32 --out "$1"' $PY $OUT/ml-100k-labelsmooth
 $PY benchmarks/seed_runs.py compare fusion sasrec --out $OUT/ml-100k-labelsmooth
+# 19. Session 18.  The selection split loo-valid5 (five valid events per user), per-user vectors decided on it
+#     (rule in ml-100k-loo-valid5/decision.md; adopted), then the new default's time to best epoch (2 threads,
+#     quiet machine), cold-start slice, ablation rows (seeds 0-1) and `make demo` from a fresh clone.
+V5=$OUT/ml-100k-loo-valid5
+for s in 0 1 2 3 4; do
+  echo "$s --set user_emb=false --out $V5"; echo "$s --set user_emb=true --out $V5/user-emb"
+done | OMP_NUM_THREADS=1 xargs -P 2 -L 1 sh -c '"$0" benchmarks/seed_runs.py fit fusion "$@" --split loo-valid5 \
+  --set patience=20 --set precision=fp32' $PY
+$PY benchmarks/seed_runs.py compare fusion fusion --on valid --out $V5/user-emb --b-out $V5
+for s in 0 1 2; do
+  OMP_NUM_THREADS=1 $PY benchmarks/seed_runs.py fit sasrec $s --split loo-valid5 --set patience=20 --set precision=fp32 --out $V5
+done
+$PY benchmarks/seed_runs.py compare fusion sasrec --on valid --out $V5 --seeds 0-2
+$PY benchmarks/seed_runs.py compare fusion sasrec --on valid --out $V5/user-emb --b-out $V5 --seeds 0-2
+$PY benchmarks/seed_runs.py compare fusion sasrec --out $OUT/ml-100k-user-emb --b-out $OUT/ml-100k-labelsmooth --seeds 5-9
+$PY benchmarks/seed_runs.py compare fusion sasrec --out $OUT/ml-100k-temporal-events-user-emb --b-out $OUT/ml-100k-temporal-events-ls
+$PY benchmarks/seed_runs.py fit fusion 0 --out $OUT/ml-100k-fusion-speed-s18
+$R benchmark --dataset ml-100k --models pop,fusion --seeds 3 --no-tune --cold-items 0.1 --set fusion.id_dropout=0.05 \
+  --set fusion.patience=20 --set fusion.precision=fp32 --jobs 2 --out $OUT/ml-100k-cold-ue --quiet
+$PY benchmarks/cold_warm_check.py --model fusion --seeds 3 --from-runs $OUT/ml-100k-user-emb \
+  --out $OUT/ml-100k-cold-ue/warm_all_items_seen.json
+AB=$OUT/ml-100k-ablation-ue
+for s in 0 1; do
+  for row in no_text:use_text=false long_only:gate=long short_only:gate=short fixed_gate:gate=fixed no_time:use_time=false; do
+    echo "$s --set ${row#*:} --out $AB/${row%%:*}"
+  done
+done | OMP_NUM_THREADS=1 xargs -P 2 -L 1 sh -c '"$0" benchmarks/seed_runs.py fit fusion "$@" --set patience=20 \
+  --set precision=fp32' $PY
+for row in no_text long_only short_only fixed_gate no_time; do
+  $PY benchmarks/seed_runs.py compare fusion fusion --out $AB/$row --b-out $OUT/ml-100k-user-emb --seeds 0-1
+done
