@@ -328,7 +328,7 @@ for s in 5 6 7 8 9; do echo "fusion $s"; echo "sasrec $s"; done | OMP_NUM_THREAD
 $PY benchmarks/seed_runs.py compare fusion sasrec --out $OUT/ml-100k-labelsmooth
 # 19. Session 18.  The selection split loo-valid5 (five valid events per user), per-user vectors decided on it
 #     (rule in ml-100k-loo-valid5/decision.md; adopted), then the new default's time to best epoch (2 threads,
-#     quiet machine), cold-start slice, ablation rows (seeds 0-1) and `make demo` from a fresh clone.
+#     quiet machine), cold-start slice, ablation rows (seeds 0-2) and `make demo` from a fresh clone.
 V5=$OUT/ml-100k-loo-valid5
 for s in 0 1 2 3 4; do
   echo "$s --set user_emb=false --out $V5"; echo "$s --set user_emb=true --out $V5/user-emb"
@@ -348,12 +348,12 @@ $R benchmark --dataset ml-100k --models pop,fusion --seeds 3 --no-tune --cold-it
 $PY benchmarks/cold_warm_check.py --model fusion --seeds 3 --from-runs $OUT/ml-100k-user-emb \
   --out $OUT/ml-100k-cold-ue/warm_all_items_seen.json
 AB=$OUT/ml-100k-ablation-ue
-for s in 0 1; do
+for s in 0 1 2; do
   for row in no_text:use_text=false long_only:gate=long short_only:gate=short fixed_gate:gate=fixed no_time:use_time=false; do
     echo "$s --set ${row#*:} --out $AB/${row%%:*}"
   done
 done | OMP_NUM_THREADS=1 xargs -P 2 -L 1 sh -c '"$0" benchmarks/seed_runs.py fit fusion "$@" --set patience=20 \
   --set precision=fp32' $PY
 for row in no_text long_only short_only fixed_gate no_time; do
-  $PY benchmarks/seed_runs.py compare fusion fusion --out $AB/$row --b-out $OUT/ml-100k-user-emb --seeds 0-1
+  $PY benchmarks/seed_runs.py compare fusion fusion --out $AB/$row --b-out $OUT/ml-100k-user-emb --seeds 0-2
 done

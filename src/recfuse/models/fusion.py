@@ -27,6 +27,8 @@ Two encoders read those events:
   is its short-term branch.  With "all" there, the gate collapsed onto the
   long branch, one attention layer with little dropout (README, "The
   fusion model on Beauty").
+  A learned vector per training user (``user_emb``, on by default) is
+  added to the long-term interest; a user the model never saw gets zero.
 
 **Fusion**: a gate per user per step, ``g = sigmoid(MLP([s, l, now]))``,
 where ``now`` embeds the time since the user's last event at request time
