@@ -406,3 +406,43 @@ def test_user_embedding_tells_apart_users_with_the_same_history(tmp_path: Path) 
     np.testing.assert_allclose(loaded.score(q), model.score(q), rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="user_swap must be in"):
         Fusion(user_swap=1.5)
+
+
+def test_fold_in_fits_a_new_users_vector_to_their_own_history() -> None:
+    """Every training user watches f0..f5, then r_(u % 4); only the user's vector says which r.  A user the
+    model never saw, who once went from f5 to r_k and has just watched f0..f5 again, gets the zero vector
+    without fold-in (the history alone does not tell the model) and with it a vector fitted to that history:
+    r_k next.
+    Known users keep their own vectors."""
+    rows = []
+    for u in range(48):
+        seq = [*[f"f{t}" for t in range(6)], f"r{u % 4}"]
+        rows += [(f"u{u}", i, float(t), 3.0) for t, i in enumerate(seq)]
+    data = _log(rows)
+    settings = {**SMALL, "max_len": 8, "gate": "long", "user_emb": True, "user_swap": 0.0, "trend_days": 0.0,
+                "epochs": 80, "learning_rate": 1e-2, "patience": 80}
+    model = Fusion(**settings).fit(data)
+    r = data.items.to_index([f"r{k}" for k in range(4)])
+    f = [f"f{t}" for t in range(6)]
+
+    def ask(k: int, user: int = -1) -> Queries:
+        items = [*f, f"r{k}", *f]
+        q = _query(data, items, list(range(len(items))), [3.0] * len(items), float(len(items)))
+        return Queries(user=np.array([user]), indptr=q.indptr, items=q.items, timestamps=q.timestamps,
+                       ratings=q.ratings, time=q.time)
+
+    # Without fold-in the history alone cannot say it (no training history holds an r): at most one right.
+    assert sum(int(np.argmax(model.score(ask(k))[0][r])) == k for k in range(4)) <= 1
+    known = model.score(ask(0, int(data.users.index("u1"))))
+    model.config.fold_in = 50
+    for k in range(4):
+        assert int(np.argmax(model.score(ask(k))[0][r])) == k
+    assert model.gates(ask(2)).shape == (1,)
+    top = model.explain(ask(3), k=1, exclude_history=False)[0]["items"][0]
+    assert top["item"] == r[3]  # explanations read the folded-in vector
+    np.testing.assert_allclose(model.score(ask(0, int(data.users.index("u1")))), known, atol=1e-6)
+    vectors = model.fold_in(ask(1))
+    assert vectors.shape == (1, 32) and float(vectors.norm()) > 0
+    assert float(model.fold_in(Queries.from_histories([[0]])).norm()) == 0.0  # one event: nothing to fit
+    with pytest.raises(ValueError, match="fold_in must be"):
+        Fusion(fold_in=-1)

@@ -101,6 +101,27 @@ def test_engine_scores_like_the_model_and_batches_agree_with_single_requests(gen
     assert batcher.jobs == len(jobs)
 
 
+def test_engine_folds_in_users_the_model_never_saw_as_the_model_does(genre_model: Path) -> None:
+    """With ``fold_in``, a request that names no known user gets a vector fitted to its history, on the
+    engine's fast path exactly as in the model's own scoring (and not the zero vector's answer)."""
+    bundle, engine, state = _engine_and_state(genre_model)
+    now = float(bundle.events["timestamp"].max()) + 3600
+    snaps = [s for u in ("u0", "u5", "u9") if (s := state.snapshot(u, engine.items, engine.token)) is not None]
+    q = Queries(
+        user=np.full(len(snaps), -1), indptr=np.concatenate([[0], np.cumsum([len(s) for s in snaps])]),
+        items=np.concatenate([s.items for s in snaps]), timestamps=np.concatenate([s.timestamps for s in snaps]),
+        ratings=np.concatenate([s.ratings for s in snaps]), time=np.full(len(snaps), now),
+    )
+    zero = bundle.model.score(q)
+    bundle.model.config.fold_in = 20  # type: ignore[attr-defined]
+    folded = bundle.model.score(q)
+    assert np.abs(folded - zero).max() > 1e-3
+    served = engine.run([Job(s, 10, True, False, now, engine) for s in snaps])
+    for b, res in enumerate(served):
+        np.testing.assert_allclose(res["scores"], folded[b][res["items"]], rtol=1e-4, atol=1e-4)
+    bundle.model.config.fold_in = 0  # type: ignore[attr-defined]
+
+
 def test_live_state_keeps_time_order_and_translates_per_id_map() -> None:
     from recfuse.data.dataset import IdMap
 

@@ -470,6 +470,58 @@ def cold_target_mask(split: Split) -> np.ndarray:
     return np.isin(split.test.targets, np.asarray(cold))
 
 
+# ------------------------------------------------------------------ cold-start users
+def hold_out_users(split: Split, fold: int, n_folds: int = 5, seed: int = 0) -> Split:
+    """The cold-start user protocol: fold ``fold`` of ``n_folds`` of the users becomes users no model saw.
+
+    * Users are dealt into ``n_folds`` folds by a random permutation
+      (``numpy.random.default_rng(seed)``), so over the folds every user is
+      held out exactly once.
+    * **Train**: every event of a held-out user is removed.
+    * **Valid and test**: the same queries and targets; a held-out user's
+      queries keep their histories (what a new user has done so far) but
+      name no user (``user = -1``), as a request from someone the model
+      never saw.
+
+    ``info["cold_users"]`` is the sorted array of held-out user indices.
+
+    Examples
+    --------
+    >>> d = Interactions.from_sequences([(f"u{u}", [f"i{(u + j) % 10}" for j in range(6)]) for u in range(20)])
+    >>> s = hold_out_users(leave_one_out(d), fold=0, n_folds=4)
+    >>> cold = s.info["cold_users"]
+    >>> len(cold), bool(np.isin(s.train.user, cold).any()), len(s.test) == 20
+    (5, False, True)
+    >>> sorted(np.concatenate([hold_out_users(leave_one_out(d), k, 4).info["cold_users"] for k in range(4)]).tolist()) == list(range(20))
+    True
+    >>> bool((s.test.queries.user[np.isin(leave_one_out(d).test.queries.user, cold)] == -1).all())
+    True
+    """
+    if not 0 <= fold < n_folds or n_folds < 2:
+        raise ValueError(f"cold-users fold must be in [0, {n_folds}) with at least 2 folds, got fold {fold} of {n_folds}")
+    data = split.full
+    order = np.random.default_rng(seed).permutation(data.n_users)
+    cold = np.sort(order[fold::n_folds]).astype(np.int64)
+    is_cold = np.zeros(data.n_users, dtype=bool)
+    is_cold[cold] = True
+
+    def hide(e: EvalSet) -> EvalSet:
+        user = np.asarray(e.queries.user, np.int64)
+        return replace(e, queries=replace(e.queries, user=np.where(is_cold[user], -1, user)))
+
+    train = split.train.select(~is_cold[split.train.user])
+    info: dict[str, Any] = {
+        **split.info,
+        "cold_users_fold": int(fold),
+        "cold_users_folds": int(n_folds),
+        "cold_users_seed": int(seed),
+        "cold_users_n": len(cold),
+        "cold_train_events_removed": int(split.train.n_events - train.n_events),
+        "cold_users": cold,
+    }
+    return replace(split, train=train, valid=hide(split.valid), test=hide(split.test), info=info)
+
+
 def leave_one_out_valid5(data: Interactions) -> Split:
     """:func:`leave_one_out` with the five events before each test event as valid: the selection split."""
     return leave_one_out(data, valid_events=5)

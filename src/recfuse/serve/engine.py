@@ -191,7 +191,7 @@ class Engine:
         # only the content part comes from the cached table.
         x = model._query_inputs(q)
         parts = {"content": self._content[x["hist"]], "rating": mod.rate_emb(x["rate"]), "recency": mod.gap_emb(x["gap"])}
-        user, gate = mod.fuse(parts, x["hist"], mod.now_emb(x["now"]), last_only=True, user=x.get("user"))  # (B, 1, D), (B, 1)
+        user, gate = mod.fuse(parts, x["hist"], mod.now_emb(x["now"]), last_only=True, user=model.user_input(x, q))  # (B, 1, D), (B, 1)
         return user[:, -1], gate[:, -1].float().cpu().numpy()
 
     def _cache_key(self, job: Job) -> tuple[str, int, int] | None:
