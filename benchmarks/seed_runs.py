@@ -114,17 +114,20 @@ def _plain(info: dict | None) -> dict:
     return {k: v for k, v in (info or {}).items() if k != "history"}
 
 
-def load_runs(out: Path, model: str) -> dict[int, tuple[dict, dict]]:
-    """``{seed: (info json, per-user test metrics)}`` of what ``fit`` stored for ``model`` under ``out``."""
-    runs = {}
-    for js in sorted(Path(out).glob(f"{model}-seed*.json")):
-        info = json.loads(js.read_text())
-        runs[info["seed"]] = (info, dict(np.load(js.with_suffix(".npz"), allow_pickle=False)))
+def load_runs(out: Path, model: str, more: list[Path] | None = None) -> dict[int, tuple[dict, dict]]:
+    """``{seed: (info json, per-user test metrics)}`` of what ``fit`` stored for ``model`` under ``out``,
+    then under each of ``more`` for the seeds not found yet."""
+    runs: dict[int, tuple[dict, dict]] = {}
+    for folder in [out, *(more or [])]:
+        for js in sorted(Path(folder).glob(f"{model}-seed*.json")):
+            info = json.loads(js.read_text())
+            if info["seed"] not in runs:
+                runs[info["seed"]] = (info, dict(np.load(js.with_suffix(".npz"), allow_pickle=False)))
     return runs
 
 
 def compare(a: str, b: str, out: Path, b_out: Path | None = None, only: list[int] | None = None, on: str = "test",
-            users: str = "all") -> None:
+            users: str = "all", a_more: list[Path] | None = None, b_more: list[Path] | None = None) -> None:
     """Leaderboard and paired test of ``a`` (runs under ``out``) against ``b`` (under ``b_out``, default ``out``),
     over the seeds both have (of ``only``, when given); the ratio and the test are on ``on`` ("test" or
     "valid", for a decision that must not look at test).  ``users``: "cold" (runs fitted with
@@ -141,12 +144,13 @@ def compare(a: str, b: str, out: Path, b_out: Path | None = None, only: list[int
         c = npz[f"{pre}cold"]
         return v[c] if users == "cold" else v[~c]
 
-    ra, rb = load_runs(out, a), load_runs(b_out or out, b)
+    ra, rb = load_runs(out, a, a_more), load_runs(b_out or out, b, b_more)
     seeds = sorted(set(ra) & set(rb) & (set(only) if only else set(ra)))
     if not seeds:
         raise SystemExit(f"no seed that both {a} ({out}) and {b} ({b_out or out}) have")
     info = ra[seeds[0]][0]
     where = "" if b_out is None else f"; {b} from {b_out}"
+    where += "".join(f"; more {m} seeds from {', '.join(map(str, d))}" for m, d in ((a, a_more), (b, b_more)) if d)
     kind = {"loo": "leave-one-out", "loo-valid5": "leave-one-out, five valid events per user",
             "temporal-events": "global temporal cut, event by event"}[info.get("split", "loo")]
     head = (f"{info.get('dataset', 'ml-100k')} {kind}, full ranking, history masked; seeds {seeds}; "
@@ -190,6 +194,7 @@ def compare(a: str, b: str, out: Path, b_out: Path | None = None, only: list[int
     print(text)
     tag = (f"_seeds{seeds[0]}-{seeds[-1]}" if only else "") + ("_valid" if on == "valid" else "")
     tag += "" if users == "all" else f"_{users}"
+    tag += "_pooled" if a_more or b_more else ""
     (out / f"compare_{a}_vs_{b}{tag}.md").write_text(text + "\n")
 
 
@@ -228,6 +233,10 @@ def main() -> None:
     c.add_argument("--b-out", type=Path, default=None, help="folder of b's runs, when it is another one")
     c.add_argument("--seeds", default=None, metavar="A-B|A,B,...", help="only these seeds (default: all both have)")
     c.add_argument("--on", choices=("test", "valid"), default="test", help="the set the ratio and the paired test are on")
+    c.add_argument("--a-more", type=Path, action="append", default=[], metavar="DIR",
+                   help="another folder of a's runs, for the seeds --out lacks (repeatable)")
+    c.add_argument("--b-more", type=Path, action="append", default=[], metavar="DIR",
+                   help="another folder of b's runs, for the seeds its folder lacks (repeatable)")
     c.add_argument("--users", choices=("all", "cold", "warm"), default="all",
                    help="runs fitted with --cold-users: only the held-out (cold) users, pooled over seeds, or the others")
     args = ap.parse_args()
@@ -238,7 +247,7 @@ def main() -> None:
             raise SystemExit(f"--fold-in: expected step counts like 10,30, got {args.fold_in!r}") from None
         fit(args.model, args.seed, args.set, args.dataset, args.out, args.split, args.cold_users, steps)
     else:
-        compare(args.a, args.b, args.out, args.b_out, _seed_list(args.seeds), args.on, args.users)
+        compare(args.a, args.b, args.out, args.b_out, _seed_list(args.seeds), args.on, args.users, args.a_more, args.b_more)
 
 
 if __name__ == "__main__":
