@@ -357,3 +357,21 @@ done | OMP_NUM_THREADS=1 xargs -P 2 -L 1 sh -c '"$0" benchmarks/seed_runs.py fit
 for row in no_text long_only short_only fixed_gate no_time; do
   $PY benchmarks/seed_runs.py compare fusion fusion --out $AB/$row --b-out $OUT/ml-100k-user-emb --seeds 0-2
 done
+# 20. Session 19.  Issue 3 item 1 on five fresh seeds (rule in ml-100k-seeds10-14/decision.md), then users the
+#     model never saw: five user folds held out of training, the zero vector against fold-in (rule in
+#     ml-100k-cold-users/decision.md), SASRec on the same folds.
+S10=$OUT/ml-100k-seeds10-14
+for s in 10 11 12 13 14; do echo "fusion $s"; echo "sasrec $s"; done | OMP_NUM_THREADS=1 xargs -P 2 -L 1 \
+  sh -c '"$0" benchmarks/seed_runs.py fit "$1" "$2" --set patience=20 --set precision=fp32 --out '"$S10" $PY
+$PY benchmarks/seed_runs.py compare fusion sasrec --out $S10
+$PY benchmarks/seed_runs.py compare fusion sasrec --out $S10 --a-more $OUT/ml-100k-user-emb --b-more $OUT/ml-100k-labelsmooth
+$PY benchmarks/seed_runs.py compare fusion fusion_anon --out $S10
+$PY benchmarks/seed_runs.py compare fusion_anon sasrec --out $S10
+CU=$OUT/ml-100k-cold-users
+for s in 0 1 2 3 4; do
+  echo "fusion $s --fold-in 10,30,100"; echo "sasrec $s"
+done | OMP_NUM_THREADS=1 xargs -P 2 -L 1 sh -c '"$0" benchmarks/seed_runs.py fit "$@" --split loo-valid5 \
+  --cold-users "$2" --set patience=20 --set precision=fp32 --out '"$CU" $PY
+for steps in 10 30 100; do
+  $PY benchmarks/seed_runs.py compare fusion_foldin$steps fusion --users cold --on valid --out $CU
+done
