@@ -352,15 +352,22 @@ def drop_history_items(queries: Queries, drop: np.ndarray) -> tuple[Queries, int
     ([[0, 2], []], 2)
     """
     keep = ~np.asarray(drop, dtype=bool)[queries.items]
+    return keep_events(queries, keep), int((~keep).sum())
+
+
+def keep_events(queries: Queries, keep: np.ndarray) -> Queries:
+    """``queries`` with only the history events where ``keep`` (one boolean per event) is true.
+
+    Timestamps and ratings go with their events; users and request times stay.
+    """
     owner = np.repeat(np.arange(len(queries)), queries.lengths())
     indptr = np.zeros(len(queries) + 1, dtype=np.int64)
     np.cumsum(np.bincount(owner[keep], minlength=len(queries)), out=indptr[1:])
     pick = lambda a: None if a is None else a[keep]
-    out = Queries(
+    return Queries(
         user=queries.user, indptr=indptr, items=queries.items[keep], timestamps=pick(queries.timestamps),
         ratings=pick(queries.ratings), time=queries.time,
     )
-    return out, int((~keep).sum())
 
 
 def select_targets(evalset: EvalSet, keep: np.ndarray) -> tuple[EvalSet, np.ndarray]:

@@ -55,7 +55,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Self
 
 import numpy as np
@@ -64,7 +64,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from recfuse.data.dataset import Interactions
-from recfuse.data.split import EvalSet, Queries
+from recfuse.data.split import EvalSet, Queries, keep_events
 from recfuse.models.layers import Dropout
 from recfuse.models.losses import softmax_cross_entropy
 from recfuse.models.sasrec import Block, SASRecConfig, attention_mask
@@ -390,14 +390,12 @@ def drop_last(queries: Queries) -> Queries:
     keep = np.ones(len(queries.items), dtype=bool)
     last = queries.indptr[1:][n > 0] - 1
     keep[last] = False
-    indptr = np.concatenate([[0], np.cumsum(np.maximum(n - 1, 0))]).astype(np.int64)
-    time = None
-    if queries.timestamps is not None:
-        time = np.full(len(queries), np.nan)
-        time[n > 0] = queries.timestamps[last]
-    pick = lambda a: None if a is None else a[keep]
-    return Queries(user=queries.user, indptr=indptr, items=queries.items[keep], timestamps=pick(queries.timestamps),
-                   ratings=pick(queries.ratings), time=time)
+    out = keep_events(queries, keep)
+    if queries.timestamps is None:
+        return replace(out, time=None)
+    time = np.full(len(queries), np.nan)
+    time[n > 0] = queries.timestamps[last]
+    return replace(out, time=time)
 
 
 def running_z(rating: np.ndarray, indptr: np.ndarray, floor: float) -> np.ndarray:
