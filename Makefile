@@ -25,8 +25,14 @@ demo: env
 test: env
 	$(PY) -m pytest -q src tests
 
+# Every quoted figure, one benchmarks/*/run.sh after another (hours: see benchmarks/README.md).
 bench: env
-	bash benchmarks/run_all.sh
+	for script in benchmarks/*/run.sh; do echo "== $$script"; bash $$script || exit 1; done
+
+# The headline table of README.md and docs/benchmarks.md, from the committed benchmarks/*/results.json.
+.PHONY: results-table
+results-table: env
+	$(VENV)/bin/recfuse report
 
 lint: env
 	$(VENV)/bin/ruff check src tests benchmarks
@@ -43,3 +49,10 @@ SERVE_EPOCHS ?= 20
 serve-demo: env
 	test -f $(SERVE_MODEL)/bundle.json || $(VENV)/bin/recfuse train --dataset ml-100k --out $(SERVE_MODEL) --set epochs=$(SERVE_EPOCHS)
 	RECFUSE_ADMIN_KEY=$${RECFUSE_ADMIN_KEY:-demo-admin-key} $(VENV)/bin/recfuse serve --model $(SERVE_MODEL) --db sqlite:///models/recfuse-demo.db --port 8000
+
+# The docs site (mkdocs Material + mkdocstrings over src/recfuse) into site/; --strict: a broken link,
+# reference or docstring cross-reference fails the build.  The configuration reference and the API pages
+# are generated from the code at build time (docs/_hooks/generate.py).
+.PHONY: docs
+docs: env
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict

@@ -144,7 +144,7 @@ def test_cli_ablate(data: Interactions, tmp_path: Path, monkeypatch: pytest.Monk
     monkeypatch.setattr(bench_cli, "_load_dataset", lambda name: data)
     out = tmp_path / "abl"
     res = CliRunner().invoke(_app(), [
-        "ablate", "--dataset", "timed", "--seeds", "2", "--variants", "no_time", "--out", str(out), "--quiet",
+        "ablate", "--dataset", "timed", "--seeds", "4,6", "--variants", "no_time", "--out", str(out), "--quiet",
         "--set", "epochs=1", "--set", "fusion.embedding_size=8", "--set", "max_len=5", "--set", "long_len=5",
         "--set", "device=cpu", "--ks", "10",
     ])
@@ -152,9 +152,12 @@ def test_cli_ablate(data: Interactions, tmp_path: Path, monkeypatch: pytest.Monk
     r = json.loads((out / "results.json").read_text())
     assert list(r["models"]) == ["full", "no_time"] and r["models"]["no_time"]["config"]["use_time"] is False
     assert r["models"]["full"]["config"]["embedding_size"] == 8
-    for m in r["models"].values():  # the same seeds 0 and 1 for every row
-        assert len(m["metrics"]["ndcg@10"]["per_seed"]) == 2
-    assert {p.name for p in out.iterdir()} >= {"results.json", "results.md", "gate_by_gap.png"}
+    for m in r["models"].values():  # the same seeds 4 and 6 for every row
+        assert m["seeds"] == [4, 6] and len(m["metrics"]["ndcg@10"]["per_seed"]) == 2
+    assert r["seeds"] == [4, 6] and r["gate_by_gap"]["seed"] == 4  # the gate of the first listed seed
+    assert {p.name for p in out.iterdir()} >= {"results.json", "results.md", "gate_by_gap.png", "runs"}
+    assert sorted(p.name for p in (out / "runs").iterdir()) == [
+        f"{row}-seed{s}.{ext}" for row in ("full", "no_time") for s in (4, 6) for ext in ("json", "npz")]
     assert "no_time" in res.output and "Gate by time" in res.output
 
 
@@ -164,6 +167,8 @@ def test_cli_ablate(data: Interactions, tmp_path: Path, monkeypatch: pytest.Monk
     ["--set", "nosuch=1"],
     ["--variants", "no_such"],
     ["--split", "random"],
+    ["--seeds", "2-1"],
+    ["--seeds", "0,0"],
 ])
 def test_cli_ablate_bad_options_exit_2(args: list[str], data: Interactions, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(bench_cli, "_load_dataset", lambda name: data)

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from recfuse.evaluate import metrics
+from recfuse import metrics
 
 
 def test_single_target_hand_computed() -> None:

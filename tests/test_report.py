@@ -134,3 +134,107 @@ def test_nan_is_refused(results: dict[str, Any], tmp_path: Path) -> None:
     results["models"]["pop"]["metrics"]["ndcg@10"]["mean"] = math.nan
     with pytest.raises(ValueError):
         write_report(results, tmp_path)
+
+
+# ------------------------------------------------------------------ the headline table (recfuse report)
+HEADLINE = """\
+[[figure]]
+folder = "toy"
+models = ["knn", "pop"]
+reference = "pop"
+
+[[figure]]
+folder = "not-run-yet"
+models = ["fusion"]
+"""
+
+README = """\
+# Toy
+
+Some text the report must not touch.
+
+<!-- results-table:start -->
+stale table
+<!-- results-table:end -->
+
+More text.
+"""
+
+
+@pytest.fixture
+def bench(results: dict[str, Any], tmp_path: Path) -> Path:
+    """A benchmarks/ folder: headline.toml, toy/results.json (seeds 10-11), no not-run-yet/results.json."""
+    root = tmp_path / "benchmarks"
+    (root / "toy").mkdir(parents=True)
+    results = {**results, "seeds": [10, 11]}
+    results["models"]["knn"]["metrics"]["hit@10"] = s(0.16, 0.01)
+    results["models"]["knn"]["significance"]["ratio"] = 1.6
+    (root / "toy" / "results.json").write_text(json.dumps(results))
+    (root / "headline.toml").write_text(HEADLINE)
+    return root
+
+
+def test_headline_rows(bench: Path) -> None:
+    from recfuse.evaluate.report import headline_rows, read_headline
+
+    headers, rows, missing = headline_rows(read_headline(bench / "headline.toml"), bench)
+    # Two figures, one without a reference: a vs column names each row's comparator.
+    assert headers == ["dataset", "model", "NDCG@10", "HR@10", "seeds", "vs", "ratio (NDCG@10)", "Wilcoxon p"]
+    assert rows == [
+        ["toy", "knn", "**0.0800 ± 0.0012**", "**0.1600 ± 0.0100**", "10-11", "pop", "1.600x", "2.1e-05"],
+        ["toy", "pop", "0.0500 ± 0.0000", "—", "10-11", "", "", ""],
+    ]
+    assert missing == [str(bench / "not-run-yet" / "results.json")]
+    one = [f for f in read_headline(bench / "headline.toml") if f["folder"] == "toy"]
+    headers, rows, _ = headline_rows(one, bench)  # one reference for the whole table: the header names it
+    assert headers[5:] == ["vs pop (NDCG@10)", "Wilcoxon p"] and rows[0][5:] == ["1.600x", "2.1e-05"]
+
+
+def test_report_writes_between_the_markers_only(bench: Path, tmp_path: Path) -> None:
+    from recfuse.evaluate.report import headline_table, update_tables
+
+    readme, plain = tmp_path / "README.md", tmp_path / "plain.md"
+    readme.write_text(README)
+    plain.write_text("no markers here\n")
+    table, _ = headline_table(bench / "headline.toml")
+    assert update_tables([readme, plain], table, check=True) == {readme: "out of date", plain: "no markers"}
+    assert readme.read_text() == README  # --check writes nothing
+    assert update_tables([readme, plain, tmp_path / "gone.md"], table) == {
+        readme: "updated", plain: "no markers", tmp_path / "gone.md": "missing"}
+    text = readme.read_text()
+    before, rest = text.split("<!-- results-table:start -->\n")
+    inside, after = rest.split("<!-- results-table:end -->\n")
+    assert before == README.split("<!-- results-table:start -->")[0]
+    assert after == README.split("<!-- results-table:end -->\n")[1]
+    assert "stale" not in inside and "| toy | knn | **0.0800 ± 0.0012** |" in inside
+    assert update_tables([readme], table, check=True) == {readme: "up to date"}
+    assert plain.read_text() == "no markers here\n"
+
+
+def test_cli_report_and_check(bench: Path, tmp_path: Path) -> None:
+    import typer
+    from typer.testing import CliRunner
+
+    from recfuse.evaluate import cli as bench_cli
+
+    app = typer.Typer()
+    app.callback()(lambda: None)
+    bench_cli.register_report(app)
+    readme = tmp_path / "README.md"
+    readme.write_text(README)
+    args = ["report", "--headline", str(bench / "headline.toml"), "--file", str(readme)]
+    res = CliRunner().invoke(app, [*args, "--check"])
+    assert res.exit_code == 1 and "out of date" in res.output, res.output
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0 and "updated" in res.output, res.output
+    assert "not-run-yet" in res.output  # the figure without results.json is named, and left out
+    res = CliRunner().invoke(app, [*args, "--check"])
+    assert res.exit_code == 0 and "up to date" in res.output, res.output
+    (bench / "headline.toml").write_text('[[figure]]\nfolder = "toy"\nmodels = ["knn"]\nreference = "pop"\n')
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 2, res.output  # the reference must be one of the figure's models
+
+
+def test_markdown_names_the_seeds(results: dict[str, Any]) -> None:
+    assert "seeds 10-14" in markdown({**results, "seeds": [10, 11, 12, 13, 14]})
+    assert "2 seed(s)" in markdown(results)

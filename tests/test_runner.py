@@ -17,9 +17,11 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from recfuse.config import coerce, config_fields, format_seeds, parse_overrides, parse_seeds
 from recfuse.data.dataset import Interactions
 from recfuse.evaluate import cli as bench_cli
-from recfuse.evaluate.runner import GRIDS, config_key, run_benchmark
+from recfuse.evaluate.report import markdown
+from recfuse.evaluate.runner import GRIDS, Variant, config_key, run_benchmark, run_variants
 
 KS = (5, 10, 20)
 
@@ -52,8 +54,8 @@ def results(data: Interactions) -> dict[str, Any]:
 
 
 def test_schema_keys(results: dict[str, Any]) -> None:
-    assert set(results) == {"dataset", "protocol", "versions", "machine", "reference", "models"}
-    assert results["dataset"] == "clusters"
+    assert set(results) == {"dataset", "seeds", "complete", "protocol", "versions", "machine", "reference", "models"}
+    assert results["dataset"] == "clusters" and results["seeds"] == [0, 1] and results["complete"] is True
     p = results["protocol"]
     assert {"split", "ks", "mask_history", "users_evaluated", "n_items", "n_train_events", "split_info"} <= set(p)
     assert p["split"] == "loo" and p["ks"] == list(KS) and p["mask_history"] is True
@@ -65,9 +67,10 @@ def test_schema_keys(results: dict[str, Any]) -> None:
     assert p["cold_items"] is None  # the cold-start item protocol is off by default
     for m in results["models"].values():
         assert set(m) == {
-            "model", "metrics", "valid_metrics", "slices", "significance", "train_seconds", "best_epoch", "config",
-            "tuning",
+            "model", "seeds", "metrics", "valid_metrics", "slices", "significance", "train_seconds", "best_epoch",
+            "stopped", "config", "tuning",
         }
+        assert m["seeds"] == [0, 1] and m["stopped"] == [None, None]
         for block in ("metrics", "valid_metrics"):
             for metric in ("recall", "ndcg", "mrr", "precision", "hit", "coverage", "novelty", "gini"):
                 for k in KS:
@@ -218,13 +221,14 @@ def test_cli_benchmark_writes_the_report(
     out = tmp_path / "bench"
     res = CliRunner().invoke(
         app,
-        ["benchmark", "--dataset", "clusters", "--models", "pop,itemknn", "--seeds", "2", "--out", str(out),
+        ["benchmark", "--dataset", "clusters", "--models", "pop,itemknn", "--seeds", "10-11", "--out", str(out),
          "--no-tune", "--set", "itemknn.neighbours=12", "--quiet"],
     )
     assert res.exit_code == 0, res.output
     results = json.loads((out / "results.json").read_text())
     assert results["models"]["itemknn"]["config"]["neighbours"] == 12  # typed: int, not "12"
-    assert len(results["models"]["pop"]["metrics"]["ndcg@10"]["per_seed"]) == 2
+    assert len(results["models"]["pop"]["metrics"]["ndcg@10"]["per_seed"]) == 2 and results["seeds"] == [10, 11]
+    assert (out / "runs" / "itemknn-seed11.npz").is_file() and (out / "runs" / "pop-seed10.json").is_file()
     md = (out / "results.md").read_text()
     assert "| Model | NDCG@10 |" in md and "itemknn" in md
     pngs = sorted(p.name for p in out.glob("*.png"))
@@ -240,6 +244,14 @@ def test_cli_unknown_model_exits_2(app: typer.Typer, data: Interactions, monkeyp
     assert res.exit_code == 2
     text = " ".join(res.output.split())
     assert "nosuch" in text and "pop" in text and "itemknn" in text and "als" in text
+
+
+@pytest.mark.parametrize("seeds", ["0", "3-1", "1,1", "ten"])
+def test_cli_bad_seeds_exit_2(app: typer.Typer, data: Interactions, monkeypatch: pytest.MonkeyPatch, seeds: str) -> None:
+    monkeypatch.setattr(bench_cli, "_load_dataset", lambda name: data)
+    res = CliRunner().invoke(app, ["benchmark", "--dataset", "clusters", "--models", "pop", "--seeds", seeds])
+    assert res.exit_code == 2, res.output
+    assert "--seeds" in res.output
 
 
 @pytest.mark.parametrize(
@@ -264,14 +276,82 @@ def test_cli_value_the_config_refuses_exits_2_before_loading(app: typer.Typer, m
 
 
 def test_coerce_by_field_type() -> None:
-    from recfuse.evaluate.runner import config_fields
-
     fields = config_fields("als")
-    assert bench_cli.coerce("16", fields["embedding_size"]) == 16
-    assert bench_cli.coerce("0.5", fields["reg"]) == 0.5
-    assert bench_cli.coerce("false", fields["fold_in"]) is False
+    assert coerce("16", fields["embedding_size"]) == 16
+    assert coerce("0.5", fields["reg"]) == 0.5
+    assert coerce("false", fields["fold_in"]) is False
     with pytest.raises(ValueError):
-        bench_cli.coerce("maybe", bool)
+        coerce("maybe", bool)
+
+
+def test_parse_overrides_core_raises_value_error_naming_the_item() -> None:
+    """The core refuses with ValueError (the CLI turns it into a usage error with the same message)."""
+    assert parse_overrides(["itemknn.neighbours=12"], ["itemknn"]) == {"itemknn": {"neighbours": 12}}
+    for item, words in [("itemknn.neighbours=many", "not an integer"), ("itemknn.nope=1", "no parameter"),
+                        ("als.reg=0.1", "not in --models"), ("itemknn.seed=3", "--seeds"), ("neighbours=3", "MODEL.")]:
+        with pytest.raises(ValueError, match=words) as e:
+            parse_overrides([item], ["itemknn"])
+        assert item in str(e.value) or words == "MODEL."
+        with pytest.raises(typer.BadParameter, match=words):
+            bench_cli.parse_overrides([item], ["itemknn"])
+
+
+@pytest.mark.parametrize("spec, seeds", [
+    ("3", [0, 1, 2]), ("10-14", [10, 11, 12, 13, 14]), ("0,3,7", [0, 3, 7]), ("0-2,5", [0, 1, 2, 5]),
+    ("7-7", [7]), (" 4 , 2 ", [4, 2]),
+])
+def test_parse_seeds(spec: str, seeds: list[int]) -> None:
+    assert parse_seeds(spec) == seeds
+    assert parse_seeds(format_seeds(seeds)) == seeds or len(seeds) == 1
+
+
+@pytest.mark.parametrize("spec", ["0", "", "x", "3-1", "1,1", "0-2,2", "-1", "1.5"])
+def test_parse_seeds_refuses(spec: str) -> None:
+    with pytest.raises(ValueError):
+        parse_seeds(spec)
+
+
+def test_seed_list_runs_those_seeds_and_writes_a_record_per_fit(data: Interactions, tmp_path: Path) -> None:
+    """seeds=[7, 3]: per_seed follows that order, and each fit leaves runs/MODEL-seedN.{json,npz}."""
+    r = run_benchmark(data, ["pop", "itemknn"], seeds=[7, 3], ks=(10,), tune=False,
+                      overrides={"itemknn": {"neighbours": 12}}, progress=False, out=tmp_path)
+    assert r["seeds"] == [7, 3] and r["models"]["itemknn"]["seeds"] == [7, 3] and r["complete"] is True
+    runs = tmp_path / "runs"
+    assert sorted(p.name for p in runs.iterdir()) == sorted(
+        f"{m}-seed{s}.{ext}" for m in ("pop", "itemknn") for s in (7, 3) for ext in ("json", "npz"))
+    rec = json.loads((runs / "itemknn-seed3.json").read_text())
+    assert rec["model"] == "itemknn" and rec["seed"] == 3 and rec["params"] == {"neighbours": 12}
+    assert rec["config"]["neighbours"] == 12 and "seed" not in rec["config"]
+    assert rec["dataset"] == "clusters" and rec["split"] == "loo"
+    assert rec["best_epoch"] is None and rec["stopped"] is None and "history" not in rec["fit_info"]
+    assert rec["fit_seconds"] <= rec["wall_seconds"] and rec["machine"]
+    assert rec["test"]["ndcg@10"] == r["models"]["itemknn"]["metrics"]["ndcg@10"]["per_seed"][1]
+    with np.load(runs / "itemknn-seed3.npz", allow_pickle=False) as npz:
+        assert {"user", "valid_user", "ndcg@10", "hit@10", "valid_ndcg@10"} <= set(npz.files)
+        assert len(npz["user"]) == len(npz["ndcg@10"]) == r["protocol"]["users_evaluated"]
+        assert float(np.mean(npz["ndcg@10"])) == pytest.approx(rec["test"]["ndcg@10"])
+        assert float(np.mean(npz["valid_ndcg@10"])) == pytest.approx(rec["valid"]["ndcg@10"])
+    on_disk = json.loads((tmp_path / "results.json").read_text())
+    assert on_disk["complete"] is True and on_disk["models"]["pop"]["seeds"] == [7, 3]
+
+
+def test_an_interrupted_run_keeps_the_fits_it_finished(data: Interactions, tmp_path: Path) -> None:
+    """results.json is rewritten after each fit: a run stopped at its third fit leaves the first two."""
+    fitted: list[tuple[str, int]] = []
+
+    def stop_at_third(v: Variant, seed: int, sp: Any, model: Any) -> None:
+        fitted.append((v.label, seed))
+        if len(fitted) == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_variants(data, [Variant("pop", "pop"), Variant("knn", "itemknn", {"neighbours": 9})], seeds=[1, 2],
+                     ks=(10,), tune=False, progress=False, out=tmp_path, after_fit=stop_at_third)
+    partial = json.loads((tmp_path / "results.json").read_text())
+    assert partial["complete"] is False and partial["seeds"] == [1, 2]
+    assert list(partial["models"]) == ["pop"] and partial["models"]["pop"]["seeds"] == [1, 2]
+    assert sorted(p.name for p in (tmp_path / "runs").glob("*.json")) == ["pop-seed1.json", "pop-seed2.json"]
+    assert "Partial" in markdown(partial)
 
 
 @pytest.mark.slow  # a few seconds: torch's optimiser import plus two tiny epochs
@@ -313,15 +393,24 @@ def test_save_models_writes_loadable_model_directories(tmp_path) -> None:  # typ
 def test_jobs_runs_fits_in_worker_processes_with_the_same_figures(data: Interactions, tmp_path: Path) -> None:
     """--jobs 2: (model, seed) fits in spawned workers give the sequential run's figures, in seed order,
     and hooks such as --save-models still get every fitted model (sent back to this process)."""
+    from recfuse.bundle import Bundle
+
     over = {"sasrec": {"epochs": 2, "embedding_size": 16, "device": "cpu"}}
-    kw: dict[str, Any] = {"seeds": 2, "ks": (10,), "tune": False, "overrides": over, "progress": False}
+    kw: dict[str, Any] = {"seeds": [5, 2], "ks": (10,), "tune": False, "overrides": over, "progress": False}
     one = run_benchmark(data, ["pop", "sasrec"], **kw)
-    two = run_benchmark(data, ["pop", "sasrec"], jobs=2, save_models=tmp_path, **kw)
+    two = run_benchmark(data, ["pop", "sasrec"], jobs=2, save_models=tmp_path / "models", out=tmp_path / "out", **kw)
     for m in ("pop", "sasrec"):
         np.testing.assert_allclose(two["models"][m]["metrics"]["ndcg@10"]["per_seed"],
                                    one["models"][m]["metrics"]["ndcg@10"]["per_seed"], atol=1e-3)
+        assert two["models"][m]["seeds"] == [5, 2]
     assert two["models"]["sasrec"]["best_epoch"] == one["models"]["sasrec"]["best_epoch"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["pop", "sasrec"]  # seed 0 of each, saved here
+    assert two["models"]["sasrec"]["stopped"] == ["epochs", "epochs"]
+    models = tmp_path / "models"
+    assert sorted(p.name for p in models.iterdir()) == ["pop", "sasrec"]  # the first seed of each, saved here
+    assert Bundle.load(models / "sasrec").meta["seed"] == 5
+    rec = json.loads((tmp_path / "out" / "runs" / "sasrec-seed2.json").read_text())
+    assert rec["seed"] == 2 and rec["stopped"] == "epochs" and rec["epochs_run"] == 2 and rec["torch_threads"] >= 1
+    assert rec["test"]["ndcg@10"] == pytest.approx(two["models"]["sasrec"]["metrics"]["ndcg@10"]["per_seed"][1])
     with pytest.raises(ValueError, match="jobs must be at least 1"):
         run_benchmark(data, ["pop"], seeds=1, jobs=0, progress=False)
 
@@ -341,3 +430,14 @@ def test_jobs_show_the_epochs_of_worker_fits(data: Interactions) -> None:
     for seed in (0, 1):
         assert f"sasrec seed {seed} epoch 10: loss " in text
     assert "valid ndcg@10" in text
+
+
+def test_config_helpers_import_nothing_heavy() -> None:
+    """recfuse.config is imported by the models: it must not pull in typer, torch or the evaluation package."""
+    import subprocess
+    import sys
+
+    code = ("import sys, recfuse.config; "
+            "print(sorted(m for m in ('typer', 'torch', 'recfuse.evaluate', 'recfuse.models') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

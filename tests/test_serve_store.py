@@ -27,13 +27,13 @@ def test_schema_is_created_with_a_version_and_old_ones_are_migrated(store_db: tu
     assert not sa.inspect(old.engine).has_table(f"{prefix}meta")
     old.close()
     store = EventStore(url, prefix)
-    assert store.migrate() == SCHEMA_VERSION == 2
+    assert store.migrate() == SCHEMA_VERSION == 3
     assert store.event_ids() == ["e1"]  # data kept
     store.set_meta("k", "v")
     assert store.get_meta("k") == "v"
     with store.engine.connect() as conn:
         versions = conn.execute(sa.select(store.version_table.c.version)).scalars().all()
-    assert sorted(versions) == [1, 2]
+    assert sorted(versions) == [1, 2, 3]
     assert store.migrate() == SCHEMA_VERSION  # idempotent
     with store.engine.begin() as conn:
         conn.execute(sa.insert(store.version_table).values(version=99, applied_at=0.0))
@@ -99,27 +99,6 @@ def test_engine_scores_like_the_model_and_batches_agree_with_single_requests(gen
     assert [f.result(30)["items"] for f in futures] == [r["items"] for r in batched]
     batcher.close()
     assert batcher.jobs == len(jobs)
-
-
-def test_engine_folds_in_users_the_model_never_saw_as_the_model_does(genre_model: Path) -> None:
-    """With ``fold_in``, a request that names no known user gets a vector fitted to its history, on the
-    engine's fast path exactly as in the model's own scoring (and not the zero vector's answer)."""
-    bundle, engine, state = _engine_and_state(genre_model)
-    now = float(bundle.events["timestamp"].max()) + 3600
-    snaps = [s for u in ("u0", "u5", "u9") if (s := state.snapshot(u, engine.items, engine.token)) is not None]
-    q = Queries(
-        user=np.full(len(snaps), -1), indptr=np.concatenate([[0], np.cumsum([len(s) for s in snaps])]),
-        items=np.concatenate([s.items for s in snaps]), timestamps=np.concatenate([s.timestamps for s in snaps]),
-        ratings=np.concatenate([s.ratings for s in snaps]), time=np.full(len(snaps), now),
-    )
-    zero = bundle.model.score(q)
-    bundle.model.config.fold_in = 20  # type: ignore[attr-defined]
-    folded = bundle.model.score(q)
-    assert np.abs(folded - zero).max() > 1e-3
-    served = engine.run([Job(s, 10, True, False, now, engine) for s in snaps])
-    for b, res in enumerate(served):
-        np.testing.assert_allclose(res["scores"], folded[b][res["items"]], rtol=1e-4, atol=1e-4)
-    bundle.model.config.fold_in = 0  # type: ignore[attr-defined]
 
 
 def test_live_state_keeps_time_order_and_translates_per_id_map() -> None:
@@ -215,7 +194,7 @@ def test_engine_adds_the_calibrated_trend_term_on_its_fast_path(tmp_path: Path) 
     ev = bundle.events
     state.add(zip(ev["user_id"], ev["item_id"], ev["timestamp"], ev["rating"], strict=True))
     engine = Engine(bundle, model_dir)
-    assert engine.fast and engine.trend
+    assert engine.fast
     start, end = float(ev["timestamp"].min()), float(ev["timestamp"].max())
     users = [f"u{i}" for i in range(5)]
     snaps = [state.snapshot(u, engine.items, engine.token) for u in users]
@@ -234,46 +213,18 @@ def test_engine_adds_the_calibrated_trend_term_on_its_fast_path(tmp_path: Path) 
         np.testing.assert_allclose(again["scores"], scores[0], rtol=1e-4, atol=1e-4)
     bundle.model.module.trend_alpha.fill_(0.0)  # type: ignore[attr-defined]
     assert not np.allclose(bundle.model.recommend(q, 10)[1], scores)  # the term did move the scores
-    table = bundle.model.module.trend_basis.clone()  # type: ignore[attr-defined]
+    table = bundle.model.module.trend_table.clone()  # type: ignore[attr-defined]
     text = bundle.model.module.text[1:].cpu().numpy()  # type: ignore[attr-defined]
     warm = bundle.model.module.warm[1:].cpu().numpy()  # type: ignore[attr-defined]
     new = text[3] + 0.01  # a new item that reads like item 3
     bundle.model.add_items(new[None])  # type: ignore[attr-defined,union-attr]
-    grown = bundle.model.module.trend_basis  # type: ignore[attr-defined]
+    grown = bundle.model.module.trend_table  # type: ignore[attr-defined]
     assert grown.shape[1] == table.shape[1] + 1 and torch.equal(grown[:, :-1], table)
-    # No events yet: each row's mean over the warm items' events (trend_fill="event", the default).
+    # No events yet: each row's mean over the warm items' events (the trend of a random recent event's item).
     n = torch.expm1(table[:, torch.from_numpy(warm)].double())
     want = (n * torch.log1p(n)).sum(dim=1) / n.sum(dim=1).clamp_min(1e-12)
     torch.testing.assert_close(grown[:, -1].double(), want, rtol=1e-5, atol=1e-6)
     assert (grown[:, -1] > 0).any()
-    # With trend_fill="text": the mean trend of the 10 items with events that read most like it.
-    bundle.model.config.trend_fill = "text"  # type: ignore[attr-defined]
-    bundle.model.add_items(new[None])  # type: ignore[attr-defined,union-attr]
-    cos = text @ new / (np.linalg.norm(text, axis=1) * np.linalg.norm(new))
-    near = np.argsort(-np.where(warm, cos, -np.inf))[:10]
-    assert 3 in near
-    torch.testing.assert_close(bundle.model.module.trend_basis[:, -1],  # type: ignore[attr-defined]
-                               table[:, torch.from_numpy(near)].mean(dim=1))
-
-
-def test_engine_scores_a_learned_trend_model_by_the_model(tmp_path: Path) -> None:
-    """A learned trend term depends on the forward pass: no cached fast path, the model's own scores."""
-    from recfuse.serve.testing import fit_genre_bundle
-
-    model_dir = fit_genre_bundle(tmp_path / "learned", epochs=1, trend_days=30, trend_mode="learned")
-    bundle = Bundle.load(model_dir)
-    engine = Engine(bundle, model_dir)
-    assert not engine.fast and not engine.trend
-    state = LiveState()
-    ev = bundle.events
-    state.add(zip(ev["user_id"], ev["item_id"], ev["timestamp"], ev["rating"], strict=True))
-    snaps = [state.snapshot(f"u{i}", engine.items, engine.token) for i in range(3)]
-    now = float(ev["timestamp"].max()) + 3600
-    got = engine.run([Job(s, 10, True, False, now, engine) for s in snaps])  # type: ignore[arg-type]
-    top, scores = bundle.model.recommend(queries_of(snaps, now), 10)
-    for b, res in enumerate(got):
-        assert res["items"] == top[b].tolist()
-        np.testing.assert_allclose(res["scores"], scores[b], rtol=1e-4, atol=1e-4)
 
 
 def queries_of(snaps: list, now: float, users: list[int] | None = None) -> Queries:  # type: ignore[type-arg]

@@ -1,14 +1,23 @@
-"""The shared training loop: early stopping, the best state restored, the plateau schedule."""
+"""The shared training loop: early stopping, the best state restored, why a fit stopped, the time cap."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 import pytest
 import torch
 
 from recfuse.train.trainer import TrainConfig, Trainer
+
+
+@dataclass
+class FakeConfig(TrainConfig):
+    """The loop's settings plus the learning rate that every model config declares."""
+
+    learning_rate: float = 1e-3
 
 
 class FakeModel:
@@ -33,7 +42,7 @@ class FakeModel:
 
 
 def _fit(script: list[float], **config: object) -> dict:
-    c = TrainConfig(epochs=len(script), progress=False, precision="fp32", **config)  # type: ignore[arg-type]
+    c = FakeConfig(epochs=len(script), progress=False, precision="fp32", **config)  # type: ignore[arg-type]
     return Trainer(c).fit(FakeModel(script), valid=object())
 
 
@@ -43,51 +52,42 @@ def test_early_stopping_keeps_the_best_epoch() -> None:
     assert info["epochs_run"] == 5  # stopped 3 epochs after the best, before the 0.9
 
 
-def test_learning_rate_decays_on_each_plateau_and_resets_on_a_new_best() -> None:
-    script = [0.1, 0.2, 0.2, 0.2, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3]
-    info = _fit(script, learning_rate=1.0, lr_decay=0.5, decay_after=2, patience=10)
-    lrs = [row["lr"] for row in info["history"]]
-    # best at 2; plateau of 2 -> decay after epoch 4; new best at 5; decays after 7 and 9.
-    assert lrs == [1.0, 1.0, 1.0, 1.0, 0.5, 0.5, 0.5, 0.25, 0.25, 0.125]
-    assert [row["lr"] for row in _fit(script, learning_rate=1.0)["history"]] == [1.0] * 10
+def test_the_fit_says_why_it_stopped() -> None:
+    assert _fit([0.1, 0.3, 0.2, 0.2, 0.2, 0.9], patience=3)["stopped"] == "patience"
+    assert _fit([0.1, 0.2, 0.3])["stopped"] == "epochs"
 
 
-def test_bad_decay_is_refused() -> None:
-    with pytest.raises(ValueError, match="lr_decay"):
-        _fit([0.1], lr_decay=0.0)
-
-
-class FakePathModel:
-    """A stand-in whose one weight follows a scripted path, one value per epoch, and whose valid metric
-    is ``-(w - 1)^2``: no single epoch lands on 1, some averages of them come close."""
-
-    def __init__(self, path: list[float]) -> None:
-        self.module = torch.nn.Linear(1, 1)
-        self.device = torch.device("cpu")
-        self.path = iter(path)
+class SlowModel(FakeModel):
+    """Each batch takes 50 ms; an epoch has 100 of them."""
 
     def train_batches(self, rng: np.random.Generator, batch_size: int) -> Iterator[dict[str, torch.Tensor]]:
-        yield {}
+        for _ in range(100):
+            yield {"x": torch.ones(4, 1)}
 
     def training_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        with torch.no_grad():
-            self.module.weight.fill_(next(self.path))
-        return (self.module.weight * 0).sum()  # zero gradient: Adam leaves the weight where the path put it
-
-    def validate(self, valid: object) -> float:
-        return -float((self.module.weight.detach() - 1.0) ** 2)
+        time.sleep(0.05)
+        return super().training_loss(batch)
 
 
-def test_greedy_soup_averages_the_best_epochs_while_valid_improves() -> None:
-    path = [0.0, 2.0, 0.4, 1.7, 3.0, 3.0, 3.0]  # valid -1, -1, -0.36, -0.49, -4, ...
-    c = TrainConfig(epochs=len(path), progress=False, precision="fp32", patience=3, average_top=3)
-    model = FakePathModel(path)
-    info = Trainer(c).fit(model, valid=object())
-    # best 0.4 (epoch 3); + 1.7 (epoch 4) -> 1.05 is better; + 0.0 (epoch 1) -> 0.7 is worse: left out
-    assert info["soup"]["epochs"] == [3, 4] and info["soup"]["tried"] == 3
-    assert float(model.module.weight.detach()) == pytest.approx(1.05)
-    assert info["best_valid_ndcg@10"] == pytest.approx(-0.0025, abs=1e-6)  # float32 weight
-    assert info["best_epoch"] == 3  # the best single epoch, as before
-    alone = FakePathModel(path)
-    info = Trainer(TrainConfig(epochs=len(path), progress=False, precision="fp32", patience=3)).fit(alone, valid=object())
-    assert "soup" not in info and float(alone.module.weight.detach()) == pytest.approx(0.4)
+def test_the_time_cap_is_checked_inside_the_epoch() -> None:
+    """A 0.3 s cap on 5 s epochs ends the fit in the first epoch, validated, with the reason."""
+    c = FakeConfig(epochs=10, progress=False, precision="fp32", max_seconds=0.3)
+    started = time.perf_counter()
+    info = Trainer(c).fit(SlowModel([0.1] * 10), valid=object())
+    assert time.perf_counter() - started < 2.0
+    assert info["stopped"] == "max_seconds" and info["epochs_run"] == 1
+    assert info["best_valid_ndcg@10"] == pytest.approx(0.1)
+
+
+def test_a_config_without_a_learning_rate_is_refused() -> None:
+    with pytest.raises(NotImplementedError, match="declares no learning_rate"):
+        Trainer(TrainConfig(epochs=1, progress=False)).fit(FakeModel([0.1]), valid=object())
+
+
+def test_without_a_terminal_each_epoch_prints_a_plain_line(capsys: pytest.CaptureFixture[str]) -> None:
+    """Output to a file (CI, nohup): no progress bar, one line per epoch with loss, valid and best so far."""
+    c = FakeConfig(epochs=3, progress=True, precision="fp32")
+    Trainer(c).fit(FakeModel([0.1, 0.3, 0.2]), valid=object())
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 3
+    assert lines[2].startswith("model seed 0 epoch 3/3: loss ") and "valid ndcg@10 0.2000 (best 0.3000 @ 2)" in lines[2]

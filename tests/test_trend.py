@@ -5,7 +5,7 @@
 * on a log where the next item depends on *when* (one item is the fashion for a
   month, then another), the model with the trend term ranks the fashion of the
   request's month first; without it both requests get the same scores;
-* calibrated (the default mode), the weight is picked on valid;
+* the weight is picked on valid;
 * a model with the term saves and loads to identical scores and explains
   (the term counts toward recency).
 """
@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import numpy as np
 import polars as pl
-import pytest
 
 from recfuse.data.dataset import Interactions
 from recfuse.data.split import EvalSet, Queries
-from recfuse.models.fusion import Fusion, FusionConfig, trend_counts, trend_table
+from recfuse.models.fusion import Fusion, FusionConfig, Trend
 
 DAY = 86400.0
 SMALL = {"embedding_size": 16, "max_len": 4, "long_len": 4, "dropout": 0.0, "attn_dropout": 0.0, "progress": False}
@@ -27,9 +26,9 @@ SMALL = {"embedding_size": 16, "max_len": 4, "long_len": 4, "dropout": 0.0, "att
 def test_counts_are_strictly_before_the_request_bucket_and_age_out() -> None:
     # item 1 once, on day 10; item 0 on days 0 and 50; a 30-day window in 1-day buckets
     item, time = np.array([0, 1, 0]), np.array([0.0, 10 * DAY + 5, 50 * DAY])
-    counts, t0, width = trend_counts(item, time, 2, 30 * DAY)
-    assert width == DAY and t0 == 0.0
-    table = trend_table(item, time, 2, 30 * DAY, rank=2)
+    table = Trend.of(item, time, 2, 30 * DAY)
+    counts = table.table
+    assert table.width == DAY and table.t0 == 0.0
     row = lambda t: counts[table.bucket(np.array([t]), 1)[0], 1]
     assert row(10 * DAY + 5) == 0.0  # its own day: not yet
     assert row(10 * DAY + 86399) == 0.0
@@ -43,59 +42,19 @@ def test_counts_are_strictly_before_the_request_bucket_and_age_out() -> None:
     assert counts[1].sum() == 0.0
 
 
-def test_an_item_without_events_gets_each_rows_mean() -> None:
-    """Unknown popularity is not zero popularity: with fill="mean" a cold item sits at the row's mean."""
-    item, time = np.array([0, 0, 1]), np.array([0.0, 1.0, 45 * DAY])  # item 2 never occurs
-    counts, _, _ = trend_counts(item, time, 3, 30 * DAY, fill="mean")
-    assert np.allclose(counts[:, 2], counts[:, :2].mean(axis=1))
-    assert np.isclose(counts[2, 2], np.log1p(2.0) / 2) and counts[0, 2] == 0.0  # day 1: item 0 twice, item 1 not yet
-    seen, _, _ = trend_counts(item, time, 2, 30 * DAY)
-    assert np.array_equal(counts[:, :2], seen)  # the seen items are untouched
-
-
 def test_an_item_without_events_gets_the_trend_of_the_item_a_random_event_went_to() -> None:
     """The default fill weighs the seen items by their events: a never-seen item sits where the recent events are,
     not at the level of the many rarely-seen items (which would sink it under everything popular)."""
     # the day after: item 0 has 8 events in the window, items 1-3 one each, item 4 never occurs
     item = np.array([0] * 8 + [1, 2, 3])
     time = np.zeros(len(item))
-    counts, _, _ = trend_counts(item, time, 5, 30 * DAY)
+    counts = Trend.of(item, time, 5, 30 * DAY).table
     row = counts[2]  # request bucket 1: the events of bucket 0
     n = np.array([8.0, 1.0, 1.0, 1.0])
     assert np.isclose(row[4], (8 * np.log(9) + 3 * np.log(2)) / 11)  # sum(n * log1p(n)) / sum(n), by hand
     assert np.isclose(row[4], (n * np.log1p(n)).sum() / n.sum())
     assert row[1] < row[4] < row[0]  # above the rarely-seen items, below the most popular one
-    mean, _, _ = trend_counts(item, time, 5, 30 * DAY, fill="mean")
-    assert mean[2, 4] < row[4] and np.array_equal(mean[:, :4], counts[:, :4])
     assert counts[0, 4] == 0.0 and counts[1, 4] == 0.0  # rows with no event in the window: 0
-
-
-def test_an_item_without_events_takes_the_trend_of_its_nearest_items_by_text() -> None:
-    """With item text, a never-seen item gets the mean of its 10 nearest items with events, not the row's mean."""
-    rng = np.random.default_rng(1)
-    item = np.concatenate([np.repeat(np.arange(10), 2), np.full(30, 10)])  # items 0-9 twice each, item 10 30 times
-    time = rng.uniform(0, 40 * DAY, len(item))
-    text = np.zeros((12, 3))
-    text[:10, 0] = 1.0  # items 0-9 read alike ...
-    text[:10, 1] = rng.uniform(0, 0.1, 10)
-    text[10, 2] = 1.0  # ... the popular item 10 reads otherwise
-    text[11] = [1.0, 0.05, 0.0]  # the never-seen item 11 reads like 0-9
-    counts, _, _ = trend_counts(item, time, 12, 30 * DAY, text, fill="text")
-    assert np.allclose(counts[:, 11], counts[:, :10].mean(axis=1), atol=1e-6)
-    plain, _, _ = trend_counts(item, time, 12, 30 * DAY, text=None, fill="text")
-    assert np.allclose(plain[:, 11], plain[:, :11].mean(axis=1))  # without text: every seen item, item 10 included
-    assert counts[-1, 11] < plain[-1, 11]  # so the popular item 10 no longer lifts it
-    assert np.array_equal(counts[:, :11], plain[:, :11])
-
-
-def test_rank_reconstructs_the_centred_table() -> None:
-    rng = np.random.default_rng(0)
-    item, time = rng.integers(0, 6, 300), np.sort(rng.uniform(0, 90 * DAY, 300))
-    counts, _, _ = trend_counts(item, time, 6, 30 * DAY)
-    full = trend_table(item, time, 6, 30 * DAY, rank=6)
-    centred = counts[1:] - counts[1:].mean(axis=1, keepdims=True)
-    assert np.allclose(full.basis[1:] @ full.items.T, centred, atol=1e-4)
-    assert not full.basis[0].any()
 
 
 def _fashion_log() -> Interactions:
@@ -125,14 +84,6 @@ def _x_minus_y(model: Fusion, data: Interactions, day: float) -> float:
     return float(s[x] - s[y])
 
 
-def test_the_trend_term_ranks_the_fashion_of_the_request_month() -> None:
-    data = _fashion_log()
-    with_trend = Fusion(epochs=60, learning_rate=1e-2, patience=60, trend_days=30, trend_mode="learned", **SMALL).fit(data)
-    assert _x_minus_y(with_trend, data, 35) > 0 > _x_minus_y(with_trend, data, 95)
-    without = Fusion(epochs=60, learning_rate=1e-2, patience=60, trend_days=0, **SMALL).fit(data)
-    assert np.isclose(_x_minus_y(without, data, 35), _x_minus_y(without, data, 95), atol=1e-5)
-
-
 def test_the_calibrated_weight_is_picked_on_valid() -> None:
     """Trained without the term, the model cannot tell the months apart; valid asks for x on day 35 and
     y on day 95, so calibration picks a weight above 0, and the answer then follows the month."""
@@ -144,14 +95,17 @@ def test_the_calibrated_weight_is_picked_on_valid() -> None:
     assert _x_minus_y(model, data, 35) > 0 > _x_minus_y(model, data, 95)
     off = Fusion(epochs=20, learning_rate=1e-2, patience=20, trend_days=30, **SMALL).fit(data)  # no valid: weight 0
     assert off.fit_info["trend"]["alpha"] == 0.0
+    without = Fusion(epochs=20, learning_rate=1e-2, patience=20, trend_days=0, **SMALL).fit(data, valid)
+    assert "trend" not in without.fit_info  # no term: the months look alike
+    assert np.isclose(_x_minus_y(without, data, 35), _x_minus_y(without, data, 95), atol=1e-5)
 
 
-@pytest.mark.parametrize("mode", ["calibrated", "learned"])
-def test_a_trend_model_round_trips_and_explains(mode: str) -> None:
+def test_a_trend_model_round_trips_and_explains() -> None:
     data = _fashion_log()
     valid = EvalSet(_queries(data, [35, 95]), np.arange(3), data.items.to_index(["x", "y"]))
-    model = Fusion(epochs=2, trend_days=30, trend_mode=mode, **SMALL).fit(data, valid)
-    again = Fusion(FusionConfig(epochs=2, trend_days=30, trend_mode=mode, **SMALL))
+    model = Fusion(epochs=2, trend_days=30, **SMALL).fit(data, valid)
+    model.module.trend_alpha.fill_(0.5)  # whatever valid picked, the term is in the scores
+    again = Fusion(FusionConfig(epochs=2, trend_days=30, **SMALL))
     again.n_items, again.n_users = model.n_items, model.n_users
     again.load_state(model.state())
     q = _queries(data, [35])

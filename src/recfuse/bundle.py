@@ -47,21 +47,30 @@ class Bundle:
 
     # ------------------------------------------------------------------ build
     @classmethod
-    def from_fit(cls, model: Recommender, data: Interactions, meta: dict[str, Any] | None = None) -> Bundle:
-        """Bundle a model fitted on (a split of) ``data``; ``data`` is the full log it came from."""
+    def from_fit(
+        cls, model: Recommender, data: Interactions, meta: dict[str, Any] | None = None,
+        text_vectors: np.ndarray | None = None,
+    ) -> Bundle:
+        """Bundle a model fitted on (a split of) ``data``; ``data`` is the full log it came from.
+
+        ``text_vectors``: the item text vectors the model was fitted with (rows in item order); when the
+        data has item text and none are given, they are encoded here (from the on-disk cache after the
+        first time).  The service ranks free-text queries and new items with them.
+        """
         texts = [""] * data.n_items
         vectors = None
         text_model = None
         if data.item_features is not None and data.item_features.width >= 2:
             from recfuse.text.build import build_item_texts
+            from recfuse.text.encoder import TextEncoder
 
             texts = build_item_texts(data).texts
-            vectors = getattr(model, "_text", None)
-            if vectors is not None:
-                vectors = np.asarray(vectors[1:], np.float32)  # drop the padding row
-                from recfuse.text.encoder import TextEncoder
+            if text_vectors is None:
+                from recfuse.text.cache import encode_items
 
-                text_model = TextEncoder().key
+                text_vectors = encode_items(data)[0]
+            vectors = np.asarray(text_vectors, np.float32)
+            text_model = TextEncoder().key
         table = pl.DataFrame({"item_id": data.items.external_ids.astype(str), "text": texts})
         if data.item_features is not None:
             feats = data.item_features.drop(data.item_features.columns[0])

@@ -12,6 +12,21 @@ app = typer.Typer(
 )
 
 
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"recfuse {version('recfuse')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+) -> None:
+    """Long/short-term interest fusion recommender: data, benchmarks, training, serving."""
+
+
 def _register() -> None:
     from recfuse.data.cli import app as data_app
 
@@ -22,12 +37,17 @@ def _register() -> None:
     from recfuse.evaluate.cli import register as register_benchmark
 
     register_benchmark(app)
-    from recfuse.evaluate.cli import register_ablate
+    from recfuse.evaluate.cli import register_ablate, register_compare, register_report
 
     register_ablate(app)
+    register_compare(app)
+    register_report(app)
     from recfuse.train.cli import register as register_train
 
     register_train(app)
+    from recfuse.recommend import register as register_recommend
+
+    register_recommend(app)
     from recfuse.serve.cli import register as register_serve
 
     register_serve(app)

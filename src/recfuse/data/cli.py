@@ -20,6 +20,8 @@ from recfuse.data import registry
 from recfuse.data.dataset import DataError
 from recfuse.data.describe import describe as describe_data
 from recfuse.data.describe import describe_table
+from recfuse.data.options import dataset_options
+from recfuse.data.spec import DatasetSpec
 
 app = typer.Typer(
     name="data",
@@ -80,39 +82,14 @@ def list_command(
 
 
 @app.command("describe")
+@dataset_options(argument=True)
 def describe_command(
-    dataset: Annotated[str, typer.Argument(help="Registered dataset name, or a file/folder to read.")],
+    spec: DatasetSpec,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON instead of a table.")] = False,
-    user: Annotated[str | None, typer.Option(help="Generic log: name of the user id column.")] = None,
-    item: Annotated[str | None, typer.Option(help="Generic log: name of the item id column.")] = None,
-    timestamp: Annotated[str | None, typer.Option(help="Generic log: time column (epoch seconds or ISO-8601).")] = None,
-    rating: Annotated[str | None, typer.Option(help="Generic log: rating column.")] = None,
-    event_type: Annotated[str | None, typer.Option(help="Generic log: event-type column.")] = None,
-    items: Annotated[
-        Path | None, typer.Option("--items", help="Generic log: item catalogue file (CSV/Parquet) with text columns.")
-    ] = None,
-    item_id: Annotated[
-        str | None, typer.Option(help="Generic log: id column of the --items file (default: the --item name).")
-    ] = None,
-    sep: Annotated[str | None, typer.Option(help="Generic log: field separator (default: by file extension).")] = None,
-    drop_duplicates: Annotated[
-        bool, typer.Option("--drop-duplicates", help="Drop repeated (user, item, time) rows (they are counted).")
-    ] = False,
 ) -> None:
     """Load a dataset and print its statistics (users, items, time span, lengths, sparsity, ...)."""
-    mapping = {
-        "user": user,
-        "item": item,
-        "timestamp": timestamp,
-        "rating": rating,
-        "event_type": event_type,
-        "items_path": items,
-        "item_id": item_id,
-        "sep": sep,
-    }
-    kw = {k: v for k, v in mapping.items() if v is not None}
     with _user_errors():
-        data = registry.load_dataset(dataset, drop_duplicates=drop_duplicates, **kw)
+        data = spec.load()
         summary = describe_data(data)
     if as_json:
         typer.echo(json.dumps(summary, indent=2))

@@ -124,12 +124,33 @@ def _read_header(path: Path, sep: str, quote_char: str | None) -> list[str]:
     return [c.strip() for c in next(csv.reader([text], delimiter=sep, quotechar=quote_char))]
 
 
+SEPARATORS = (";", "\t", "|", ",")  # field separators a header is checked for when columns are missing
+
+
+def _sep_hint(have: Sequence[str]) -> str:
+    """``"; the file looks ';'-separated: give --sep ';' (sep=';')"`` when one header field holds a separator.
+
+    >>> _sep_hint(["customer;sku;ts"])
+    "; the file looks ';'-separated: give --sep ';' (Python: sep=';')"
+    >>> _sep_hint(["customer", "sku"])
+    ''
+    """
+    if len(have) != 1:
+        return ""
+    for sep in SEPARATORS:
+        if sep in have[0]:
+            shown = "\\t" if sep == "\t" else sep
+            return f"; the file looks {shown!r}-separated: give --sep {shown!r} (Python: sep={shown!r})"
+    return ""
+
+
 def _missing_columns(path: Path, wanted: Sequence[str], have: Sequence[str]) -> None:
     missing = [c for c in wanted if c not in have]
     if missing:
         names = ", ".join(repr(c) for c in missing)
         raise DataError(
             f"{path}: line 1: missing column{'s' if len(missing) > 1 else ''} {names} (have: {', '.join(have)})"
+            + _sep_hint(have)
         )
 
 
@@ -1086,7 +1107,7 @@ def _canonical_mapping(path: Path, kw: dict[str, Any]) -> dict[str, Any]:
     if Columns.USER not in have or Columns.ITEM not in have:
         raise DataError(
             f"{path}: line 1: no {Columns.USER!r}/{Columns.ITEM!r} columns (have: {', '.join(have)}); "
-            "name the columns: user=..., item=... (CLI: --user/--item)"
+            "name the columns: user=..., item=... (CLI: --user/--item)" + _sep_hint(have)
         )
     optional = {"timestamp": Columns.TIME, "rating": Columns.RATING, "event_type": Columns.EVENT}
     return {**kw, **{arg: col for arg, col in optional.items() if col in have}}

@@ -8,21 +8,24 @@ protocol and the same seeds as the full model; each row is tested against
 seeds).  No tuning: every variant runs the same configuration but for its
 switch, so a difference is the switch's doing.
 
-The full model at seed 0 is also asked for its gate per test query, bucketed
-by time since the user's previous event (:mod:`recfuse.evaluate.analysis`).
+The full model at the first seed is also asked for its gate per test query,
+bucketed by time since the user's previous event
+(:mod:`recfuse.evaluate.analysis`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
+from recfuse.config import make_config
 from recfuse.data.dataset import Interactions
 from recfuse.data.split import COLD_ITEMS_SEED, Split
 from recfuse.evaluate.analysis import model_gate_by_gap
-from recfuse.evaluate.runner import Variant, make_config, run_variants
+from recfuse.evaluate.runner import Variant, run_variants, seed_list
 from recfuse.models.base import Recommender
 
 #: The model every row is a variant of.
@@ -93,7 +96,7 @@ def inert_reason(label: str, data: Interactions) -> str | None:
 
 def run_ablation(
     data: Interactions,
-    seeds: int,
+    seeds: int | Sequence[int],
     names: Sequence[str] | None = None,
     params: dict[str, Any] | None = None,
     split: str = "loo",
@@ -104,16 +107,19 @@ def run_ablation(
     cold_items: float = 0.0,
     cold_seed: int = COLD_ITEMS_SEED,
     jobs: int = 1,
+    out: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Run the ablation and return its ``results.json`` dict (``jobs``: fits side by side, as in
-    :func:`~recfuse.evaluate.runner.run_benchmark`).
+    """Run the ablation and return its ``results.json`` dict.
 
-    The dict is a benchmark results dict (``docs/results-json.md``) keyed by
-    variant label, with ``reference = "full"``, plus ``ablation`` (the rows:
-    switches, description, relative change and p-value against ``full``, and
-    ``inert``: why the row cannot differ from ``full`` on this dataset) and
-    ``gate_by_gap`` (the full model's gate by time gap, seed 0, test queries;
-    ``None`` when ``full`` has no learned gate).
+    ``seeds`` is a count or a list, ``jobs`` runs fits side by side and
+    ``out`` receives each fit's record as it ends, as in
+    :func:`~recfuse.evaluate.runner.run_benchmark`.  The dict is a benchmark
+    results dict (``docs/results-json.md``) keyed by variant label, with
+    ``reference = "full"``, plus ``ablation`` (the rows: switches,
+    description, relative change and p-value against ``full``, and ``inert``:
+    why the row cannot differ from ``full`` on this dataset) and
+    ``gate_by_gap`` (the full model's gate by time gap, first seed, test
+    queries; ``None`` when ``full`` has no learned gate).
 
     Examples
     --------
@@ -125,37 +131,45 @@ def run_ablation(
     (['full', 'no_time'], 'full', {'use_time': False})
     """
     variants = ablation_variants(names, params)
+    first_seed = seed_list(seeds)[0]
     gates: dict[str, Any] = {}
 
     def after_fit(v: Variant, seed: int, sp: Split, model: Recommender) -> None:
-        if v.label == REFERENCE and seed == 0 and hasattr(model, "gates"):
+        if v.label == REFERENCE and seed == first_seed and hasattr(model, "gates"):
             gates["test"] = model_gate_by_gap(model, sp.test)  # type: ignore[arg-type]
 
-    results = run_variants(
+    def finish(results: dict[str, Any]) -> dict[str, Any]:
+        """The ablation's own keys, over the rows finished so far (``full`` may not be among them yet)."""
+        models = results["models"]
+        full = models.get(REFERENCE)
+        metric = full["significance"]["metric"] if full and full["significance"] else "ndcg@10"
+        full_mean = full["metrics"][metric]["mean"] if full else None
+        rows: dict[str, Any] = {}
+        for v in variants:
+            m = models.get(v.label)
+            if m is None:
+                continue
+            mean = m["metrics"][metric]["mean"]
+            sig = m["significance"] if v.label != REFERENCE else None
+            rows[v.label] = {
+                "params": ABLATIONS[v.label][0],
+                "description": ABLATIONS[v.label][1],
+                "relative_change": (mean / full_mean - 1.0) if full_mean else None,
+                "p_vs_full": sig["wilcoxon_p"] if sig and sig["vs"] == REFERENCE else None,
+                "inert": inert_reason(v.label, data),
+            }
+        results["ablation"] = {"model": MODEL, "reference": REFERENCE, "metric": metric,
+                               "params": dict(params or {}), "variants": rows}
+        gate = gates.get("test")
+        results["gate_by_gap"] = (None if gate is None else
+                                  {"variant": REFERENCE, "seed": first_seed, "evalset": "test", **gate})
+        return results
+
+    return run_variants(
         data, variants, seeds, split=split, ks=ks, mask_history=mask_history, tune=False, reference=REFERENCE,
         progress=progress, console=console, cold_items=cold_items, cold_seed=cold_seed, after_fit=after_fit,
-        title="ablation", jobs=jobs,
+        title="ablation", jobs=jobs, out=out, finish=finish,
     )
-    models = results["models"]
-    metric = models[REFERENCE]["significance"]["metric"] if models[REFERENCE]["significance"] else "ndcg@10"
-    full_mean = models[REFERENCE]["metrics"][metric]["mean"]
-    rows: dict[str, Any] = {}
-    for v in variants:
-        m = models[v.label]
-        mean = m["metrics"][metric]["mean"]
-        sig = m["significance"] if v.label != REFERENCE else None
-        rows[v.label] = {
-            "params": ABLATIONS[v.label][0],
-            "description": ABLATIONS[v.label][1],
-            "relative_change": (mean / full_mean - 1.0) if full_mean else None,
-            "p_vs_full": sig["wilcoxon_p"] if sig else None,
-            "inert": inert_reason(v.label, data),
-        }
-    results["ablation"] = {"model": MODEL, "reference": REFERENCE, "metric": metric, "params": dict(params or {}),
-                           "variants": rows}
-    gate = gates.get("test")
-    results["gate_by_gap"] = None if gate is None else {"variant": REFERENCE, "seed": 0, "evalset": "test", **gate}
-    return results
 
 
 __all__ = ["ABLATIONS", "MODEL", "REFERENCE", "SWITCHES", "ablation_variants", "inert_reason", "run_ablation"]

@@ -7,69 +7,25 @@ Heavy imports (models, torch) happen inside the command so that
 from __future__ import annotations
 
 import re
-import types
-import typing
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 
+from recfuse import config
+from recfuse.config import coerce
+from recfuse.data.options import dataset_options
+from recfuse.data.spec import DatasetSpec
+
+__all__ = ["coerce", "parse_overrides", "parse_params", "parse_seeds", "register", "register_ablate",
+           "register_compare", "register_report"]
+
 #: The cold-start protocol seed (a copy of ``recfuse.data.split.COLD_ITEMS_SEED``: importing it would load
 #: numpy for ``recfuse --help``); a test checks that the two agree.
 COLD_ITEMS_SEED = 20240601
 
 DEFAULT_MODELS = "pop,itemknn,als,bpr"
-_TRUE = {"1", "true", "yes", "on", "y", "t"}
-_FALSE = {"0", "false", "no", "off", "n", "f"}
-
-
-def coerce(value: str, tp: Any) -> Any:
-    """Parse the text ``value`` as type ``tp`` (a Config field's annotation).
-
-    Handles ``int``, ``float``, ``bool``, ``str``, ``X | None`` and ``Literal``;
-    anything else is passed through as the string.
-
-    Examples
-    --------
-    >>> coerce("64", int), coerce("1e-3", float), coerce("no", bool), coerce("none", int | None)
-    (64, 0.001, False, None)
-    """
-    args = typing.get_args(tp)
-    if typing.get_origin(tp) in (typing.Union, types.UnionType):
-        if value.lower() in {"none", "null"} and type(None) in args:
-            return None
-        options = [a for a in args if a is not type(None)]
-        errors = []
-        for option in options:
-            try:
-                return coerce(value, option)
-            except ValueError as e:
-                errors.append(str(e))
-        raise ValueError("; ".join(errors))
-    if typing.get_origin(tp) is typing.Literal:
-        for option in args:
-            if str(option) == value:
-                return option
-        raise ValueError(f"{value!r} is not one of {list(args)}")
-    if tp is bool:
-        if value.lower() in _TRUE:
-            return True
-        if value.lower() in _FALSE:
-            return False
-        raise ValueError(f"{value!r} is not a boolean (true/false)")
-    if tp is int:
-        try:
-            return int(value)
-        except ValueError:
-            raise ValueError(f"{value!r} is not an integer") from None
-    if tp is float:
-        try:
-            return float(value)
-        except ValueError:
-            raise ValueError(f"{value!r} is not a number") from None
-    return value
-
 
 SPLIT_HELP = (
     "Split: loo (leave-one-out), loo-valid5 (leave-one-out's test, the five events before it valid: "
@@ -79,41 +35,32 @@ SPLIT_HELP = (
 
 
 def parse_overrides(items: list[str], models: list[str]) -> dict[str, dict[str, Any]]:
-    """``["als.reg=0.1", ...]`` to ``{"als": {"reg": 0.1}}``, typed by each model's Config.
+    """:func:`recfuse.config.parse_overrides` for the command line: a bad item is a usage error.
 
-    Raises ``typer.BadParameter`` (exit code 2) naming the bad item.
+    Raises ``typer.BadParameter`` (exit code 2) with the core's message, naming the bad item.
     """
-    from recfuse.evaluate.runner import config_fields
+    try:
+        return config.parse_overrides(items, models)
+    except ValueError as e:
+        raise typer.BadParameter(str(e), param_hint="--set") from None
 
-    out: dict[str, dict[str, Any]] = {}
-    for item in items:
-        m = re.fullmatch(r"\s*([\w-]+)\.(\w+)\s*=(.*)", item)
-        if not m:
-            raise typer.BadParameter(f"{item!r}: expected MODEL.PARAM=VALUE, e.g. als.reg=0.1", param_hint="--set")
-        model, param, value = m.group(1), m.group(2), m.group(3).strip()
-        if model not in models:
-            raise typer.BadParameter(f"{item!r}: model {model!r} is not in --models {models}", param_hint="--set")
-        fields = config_fields(model)
-        if param == "seed":
-            raise typer.BadParameter(f"{item!r}: seeds come from --seeds (0..N-1)", param_hint="--set")
-        if param not in fields:
-            raise typer.BadParameter(
-                f"{item!r}: {model} has no parameter {param!r}; it has {sorted(f for f in fields if f != 'seed')}",
-                param_hint="--set",
-            )
-        try:
-            out.setdefault(model, {})[param] = coerce(value, fields[param])
-        except ValueError as e:
-            raise typer.BadParameter(f"{item!r}: {e}", param_hint="--set") from None
-    from recfuse.evaluate.runner import make_config
 
-    for model, params in out.items():  # values each config refuses (a gate name, a range) fail here, not mid-run
-        try:
-            make_config(model, params)
-        except ValueError as e:
-            raise typer.BadParameter(f"{model}: {e}", param_hint="--set") from None
-    return out
+def parse_seeds(spec: str) -> list[int]:
+    """:func:`recfuse.config.parse_seeds` for the command line: a bad ``--seeds`` is a usage error (exit 2)."""
+    try:
+        return config.parse_seeds(spec)
+    except ValueError as e:
+        raise typer.BadParameter(str(e), param_hint="--seeds") from None
 
+
+SEEDS_HELP = (
+    "Seeds: a count N (seeds 0..N-1), a range (10-14) or a list (0,3,7 or 0-2,5); one seed S is S-S. "
+    "Tuning uses the first."
+)
+
+ABLATE_SEEDS_HELP = (
+    "Seeds, the same for every row: a count N (seeds 0..N-1), a range (10-14) or a list (0,3,7 or 0-2,5)."
+)
 
 JOBS_HELP = (
     "Fits (model x seed) run side by side in this many worker processes, each with cores/JOBS torch threads; "
@@ -122,21 +69,13 @@ JOBS_HELP = (
 )
 
 
-def _load_dataset(name_or_path: str) -> Any:
-    """The dataset, through the registry (imported here: it is optional at import time)."""
-    from recfuse.data.registry import load_dataset
-
-    return load_dataset(name_or_path)
-
-
+@dataset_options()
 def benchmark(
-    dataset: Annotated[
-        str, typer.Option("--dataset", "-d", help="Registered dataset name (e.g. ml-100k) or path to an interaction file.")
-    ],
+    spec: DatasetSpec,
     models: Annotated[
         str, typer.Option("--models", "-m", help="Comma-separated model names from the registry.")
     ] = DEFAULT_MODELS,
-    seeds: Annotated[int, typer.Option("--seeds", "-s", min=1, help="Number of seeds (0..N-1) per model.")] = 3,
+    seeds: Annotated[str, typer.Option("--seeds", "-s", help=SEEDS_HELP)] = "3",
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="Output folder (default: results/<dataset name>).")
     ] = None,
@@ -149,7 +88,7 @@ def benchmark(
         ),
     ] = True,
     tune: Annotated[
-        bool, typer.Option("--tune/--no-tune", help="Grid-search hyperparameters on valid (seed 0) before the runs.")
+        bool, typer.Option("--tune/--no-tune", help="Grid-search hyperparameters on valid (first seed) before the runs.")
     ] = True,
     reference: Annotated[
         str | None,
@@ -175,15 +114,21 @@ def benchmark(
     ] = COLD_ITEMS_SEED,
     save_models: Annotated[
         Path | None,
-        typer.Option("--save-models", help="Write each model's seed-0 fit as a model directory under this folder "
-                     "(for recfuse explain / recfuse serve)."),
+        typer.Option("--save-models", help="Write each model's fit with the first seed as a model directory under "
+                     "this folder (for recfuse explain / recfuse serve)."),
     ] = None,
     jobs: Annotated[
         int, typer.Option("--jobs", "-j", min=1, help=JOBS_HELP)
     ] = 1,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or per-run lines.")] = False,
 ) -> None:
-    """Tune on valid, fit every model for every seed, and report test metrics with significance."""
+    """Tune on valid, fit every model for every seed, and report test metrics with significance.
+
+    As each fit ends, its record goes to OUT/runs/MODEL-seedN.json and .npz (what recfuse compare reads)
+    and OUT/results.json is rewritten with the fits finished so far.
+
+    Example: recfuse benchmark --dataset ml-100k --models pop,sasrec --seeds 10-14 --jobs 2 --out results/ml
+    """
     from recfuse.data.split import SPLITS
     from recfuse.evaluate.report import print_leaderboard, write_report
     from recfuse.evaluate.runner import run_benchmark
@@ -207,19 +152,20 @@ def benchmark(
         raise typer.BadParameter(f"{ks!r}: need at least one positive K", param_hint="--ks")
     if reference is not None and reference not in names:
         raise typer.BadParameter(f"{reference!r} is not among --models {names}", param_hint="--reference")
+    seed_ids = parse_seeds(seeds)
     overrides = parse_overrides(set_ or [], names)
 
     try:
-        data = _load_dataset(dataset)
+        data = spec.load()
     except (KeyError, ValueError, FileNotFoundError) as e:
         raise typer.BadParameter(str(e), param_hint="--dataset") from None
     out_dir = out if out is not None else Path("results") / re.sub(r"[^\w.-]+", "_", data.name)
 
     stdout = Console()
     results = run_benchmark(
-        data, names, seeds, split=split, ks=cutoffs, mask_history=mask_history, tune=tune, overrides=overrides,
+        data, names, seed_ids, split=split, ks=cutoffs, mask_history=mask_history, tune=tune, overrides=overrides,
         reference=reference, progress=not quiet, console=Console(stderr=True), cold_items=cold_items,
-        cold_seed=cold_items_seed, save_models=save_models, jobs=jobs,
+        cold_seed=cold_items_seed, save_models=save_models, jobs=jobs, out=out_dir,
     )
     paths = write_report(results, out_dir)
     print_leaderboard(results, stdout)
@@ -258,11 +204,10 @@ def parse_params(items: list[str], model: str) -> dict[str, Any]:
     return parse_overrides(prefixed, [model]).get(model, {})
 
 
+@dataset_options()
 def ablate(
-    dataset: Annotated[
-        str, typer.Option("--dataset", "-d", help="Registered dataset name (e.g. ml-100k) or path to an interaction file.")
-    ],
-    seeds: Annotated[int, typer.Option("--seeds", "-s", min=1, help="Number of seeds (0..N-1), the same for every row.")] = 3,
+    spec: DatasetSpec,
+    seeds: Annotated[str, typer.Option("--seeds", "-s", help=ABLATE_SEEDS_HELP)] = "3",
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="Output folder (default: results/<dataset name>-ablation).")
     ] = None,
@@ -302,8 +247,10 @@ def ablate(
     Each row: test NDCG@10 and HR@10 (mean ± std over seeds), valid NDCG@10,
     change against full and a paired Wilcoxon p-value on per-user NDCG@10,
     train seconds.  Also writes the full model's gate by time since the
-    user's previous event (seed 0, test queries) as gate_by_gap in
-    results.json and gate_by_gap.png.
+    user's previous event (first seed, test queries) as gate_by_gap in
+    results.json and gate_by_gap.png.  Each fit's record goes to
+    OUT/runs/ROW-seedN.json and .npz as it ends (recfuse compare full no_text
+    --runs OUT compares two rows).
 
     Example: recfuse ablate --dataset ml-100k --seeds 3 --out results/ablation
     """
@@ -328,21 +275,22 @@ def ablate(
         raise typer.BadParameter(f"{ks!r}: expected integers like 5,10,20", param_hint="--ks") from None
     if not cutoffs or min(cutoffs) < 1:
         raise typer.BadParameter(f"{ks!r}: need at least one positive K", param_hint="--ks")
+    seed_ids = parse_seeds(seeds)
     params = parse_params(set_ or [], MODEL)
     switched = sorted(set(params) & {"use_text", "use_time", "use_rating", "gate"})
     if switched:
         raise typer.BadParameter(f"{switched}: the ablation rows set these themselves", param_hint="--set")
 
     try:
-        data = _load_dataset(dataset)
+        data = spec.load()
     except (KeyError, ValueError, FileNotFoundError) as e:
         raise typer.BadParameter(str(e), param_hint="--dataset") from None
     out_dir = out if out is not None else Path("results") / (re.sub(r"[^\w.-]+", "_", data.name) + "-ablation")
 
     stdout = Console()
     results = run_ablation(
-        data, seeds, names, params, split=split, ks=cutoffs, progress=not quiet, console=Console(stderr=True),
-        cold_items=cold_items, jobs=jobs,
+        data, seed_ids, names, params, split=split, ks=cutoffs, progress=not quiet, console=Console(stderr=True),
+        cold_items=cold_items, jobs=jobs, out=out_dir,
     )
     paths = write_ablation_report(results, out_dir)
     print_ablation(results, stdout)
@@ -354,3 +302,111 @@ def register_ablate(app: typer.Typer) -> None:
     if any(c.name == "ablate" for c in app.registered_commands):
         return
     app.command("ablate", help=ablate.__doc__)(ablate)
+
+
+def compare(
+    a: Annotated[str, typer.Argument(help="Model A, as named in the runs (e.g. fusion): the ratio is A / B.")],
+    b: Annotated[str, typer.Argument(help="Model B, the one A is compared against (e.g. sasrec).")],
+    runs: Annotated[
+        Path, typer.Option("--runs", help="A benchmark's --out folder: its runs/ records are read, the table written.")
+    ],
+    b_runs: Annotated[
+        Path | None, typer.Option("--b-runs", help="B's --out folder, when it is another one than --runs.")
+    ] = None,
+    seeds: Annotated[
+        str | None,
+        typer.Option("--seeds", "-s", help="Only these seeds (as for benchmark: 5, 10-14, 0,3,7); "
+                     "default: every seed both models have."),
+    ] = None,
+    on: Annotated[
+        str, typer.Option("--on", help="test, or valid (for a decision that must not look at test).")
+    ] = "test",
+    metric: Annotated[str, typer.Option("--metric", help="Per-query metric, as recorded (ndcg@10, hit@10, ...).")] = (
+        "ndcg@10"
+    ),
+) -> None:
+    """Compare two models' recorded fits: per-seed table, mean ± std, ratio, paired Wilcoxon and t-test.
+
+    Reads the runs/MODEL-seedN records recfuse benchmark (or ablate) wrote.  Over the seeds both
+    models have, prints each seed's mean metric, mean ± sample std, the ratio A / B of the means, and the
+    paired Wilcoxon signed-rank test and paired t-test over users (each user's metric averaged over those
+    seeds first); writes the same as compare_A_vs_B.md into the --runs folder.
+
+    Example: recfuse compare fusion sasrec --runs benchmarks/ml-100k
+    """
+    from recfuse.evaluate.report import compare_file_name, compare_markdown, compare_runs, print_compare
+
+    if on not in ("test", "valid"):
+        raise typer.BadParameter(f"{on!r}: expected test or valid", param_hint="--on")
+    only = parse_seeds(seeds) if seeds is not None else None
+    for folder, hint in ((runs, "--runs"), (b_runs, "--b-runs")):
+        if folder is not None and not folder.is_dir():
+            raise typer.BadParameter(f"{folder}: no such folder", param_hint=hint)
+    try:
+        cmp = compare_runs(a, b, runs, b_runs, only, on=on, metric=metric)
+    except ValueError as e:
+        raise typer.BadParameter(str(e), param_hint="--runs") from None
+    stdout = Console()
+    print_compare(cmp, stdout)
+    path = runs / compare_file_name(a, b, only, on, metric)
+    path.write_text(compare_markdown(cmp))
+    _print_written(stdout, [path])
+
+
+def register_compare(app: typer.Typer) -> None:
+    """Add ``compare`` to the ``recfuse`` app (a no-op if it is already there)."""
+    if any(c.name == "compare" for c in app.registered_commands):
+        return
+    app.command("compare", help=compare.__doc__)(compare)
+
+
+#: Files whose headline table ``recfuse report`` keeps, when ``--file`` is not given.
+REPORT_FILES = (Path("README.md"), Path("docs/benchmarks.md"))
+
+
+def report(
+    headline: Annotated[
+        Path, typer.Option("--headline", help="Which benchmark folders and models go in the table.")
+    ] = Path("benchmarks/headline.toml"),
+    files: Annotated[
+        list[Path] | None,
+        typer.Option("--file", "-f", help="A Markdown file with the table markers (repeatable; "
+                     "default: README.md and docs/benchmarks.md)."),
+    ] = None,
+    check: Annotated[
+        bool, typer.Option("--check", help="Write nothing; exit 1 if a file's table is out of date.")
+    ] = False,
+) -> None:
+    """Write the headline results table into README.md and docs/benchmarks.md from the committed results.json.
+
+    The table (dataset, model, test NDCG@10 and HR@10 mean ± std, seeds, ratio and paired Wilcoxon p against
+    the reference) is built from benchmarks/FOLDER/results.json for each [[figure]] of the --headline file and
+    goes between the lines <!-- results-table:start --> and <!-- results-table:end --> of each file that has
+    them; nothing else in the files changes.
+
+    Example: recfuse report --check
+    """
+    from recfuse.evaluate.report import headline_table, update_tables
+
+    if not headline.is_file():
+        raise typer.BadParameter(f"{headline}: no such file", param_hint="--headline")
+    try:
+        table, missing = headline_table(headline)
+    except (ValueError, KeyError) as e:
+        raise typer.BadParameter(f"{headline}: {e}", param_hint="--headline") from None
+    err = Console(stderr=True)
+    for source in missing:
+        err.print(f"{source}: not found; its figure is left out of the table", soft_wrap=True)
+    status = update_tables(files or list(REPORT_FILES), table, check=check)
+    stdout = Console()
+    for path, state in status.items():
+        stdout.print(f"{path}: {state}", soft_wrap=True)
+    if check and "out of date" in status.values():
+        raise typer.Exit(1)
+
+
+def register_report(app: typer.Typer) -> None:
+    """Add ``report`` to the ``recfuse`` app (a no-op if it is already there)."""
+    if any(c.name == "report" for c in app.registered_commands):
+        return
+    app.command("report", help=report.__doc__)(report)

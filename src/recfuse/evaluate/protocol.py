@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from recfuse import metrics
 from recfuse.data.dataset import Interactions
 from recfuse.data.split import EvalSet
-from recfuse.evaluate import metrics
 from recfuse.models.base import Recommender
 
 KS = (5, 10, 20)
@@ -101,15 +101,3 @@ def slice_labels(evalset: EvalSet, train: Interactions) -> dict[str, np.ndarray]
         lo = hi = 0
     hist = np.where(lengths <= lo, "short", np.where(lengths <= hi, "medium", "long"))
     return {"target_popularity": names[pop[first_target]], "history_length": hist}
-
-
-def valid_ndcg(model: Recommender, evalset: EvalSet, k: int = 10, batch_size: int = 1024) -> float:
-    """Mean NDCG@k with history masked: the early-stopping signal (no extras computed)."""
-    total = 0.0
-    for start in range(0, len(evalset), batch_size):
-        rows = np.arange(start, min(start + batch_size, len(evalset)))
-        sub = evalset.take(rows)
-        top = model.recommend(sub.queries, k)[0]
-        hits = metrics.hits_matrix(top, sub.target_indptr, sub.targets)
-        total += float(metrics.per_query(hits, np.diff(sub.target_indptr), (k,))[f"ndcg@{k}"].sum())
-    return total / max(len(evalset), 1)

@@ -8,18 +8,27 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
+from recfuse.data.dataset import Interactions
 from recfuse.models.layers import Dropout
 from recfuse.models.sequential import SequentialConfig, SequentialRecommender
 
 
 @dataclass
 class GRU4RecConfig(SequentialConfig):
+    """Settings of :class:`GRU4Rec`, on top of the shared sequential and training ones."""
+
+    learning_rate: float = 1e-3
+    """Adam's step size."""
+    label_smoothing: float = 0.0
+    """Share of each target's probability spread evenly over the catalogue."""
     hidden_size: int = 128
+    """Width of the GRU state."""
     n_layers: int = 1
-    dropout: float = 0.2
+    """Stacked GRU layers."""
 
 
 class GRU4RecModule(nn.Module):
@@ -52,7 +61,7 @@ class GRU4Rec(SequentialRecommender):
     Config = GRU4RecConfig
     config: GRU4RecConfig
 
-    def build_module(self) -> nn.Module:
+    def build_module(self, train: Interactions | None = None, item_text: np.ndarray | None = None) -> nn.Module:
         return GRU4RecModule(self.n_items, self.config)
 
     def encode(self, tokens: torch.Tensor) -> torch.Tensor:

@@ -21,8 +21,12 @@ from recfuse.models.base import ModelConfig, Recommender
 
 @dataclass
 class ItemKNNConfig(ModelConfig):
+    """Settings of :class:`ItemKNN`."""
+
     neighbours: int = 100
+    """Most similar items kept per item."""
     shrink: float = 0.0
+    """Added to the cosine's denominator: damps similarities resting on few co-occurrences."""
 
 
 class ItemKNN(Recommender):
@@ -42,7 +46,7 @@ class ItemKNN(Recommender):
     Config = ItemKNNConfig
     config: ItemKNNConfig
 
-    def fit(self, train: Interactions, valid: EvalSet | None = None) -> Self:
+    def fit(self, train: Interactions, valid: EvalSet | None = None, *, item_text: np.ndarray | None = None) -> Self:
         self.n_items, self.n_users = train.n_items, train.n_users
         X = train.matrix().tocsc()  # (U, I)
         norms = np.sqrt(np.asarray(X.power(2).sum(axis=0)).ravel())
@@ -68,6 +72,10 @@ class ItemKNN(Recommender):
         )
         H.data[:] = 1.0  # binary history even if an item repeats
         return np.asarray((H @ self.W).todense(), dtype=np.float32)
+
+    def history_weights(self, query: Queries, items: np.ndarray) -> np.ndarray:
+        """Each history item's similarity term in the score of each of ``items`` (the score is their sum)."""
+        return np.asarray(self.W[query.history(0)][:, items].todense(), np.float32).T
 
     def state(self) -> dict[str, np.ndarray]:
         return {"data": self.W.data, "indices": self.W.indices, "indptr": self.W.indptr}

@@ -13,7 +13,7 @@ chunk of logits (a few hundred rows, which stay in cache), turns them into
 ``softmax - onehot`` and multiplies them out at once.  One extra matrix
 product, no big tensor.  Measured on 2 CPU cores, N = 8,100, D = 64,
 1,682 items, forward + backward: 195-203 ms the plain way, 86-91 ms chunked
-(`benchmarks/ce_speed.py`).
+(the training-speed page of the experiment log).
 
 The chunked path runs on CPU without autocast; elsewhere (CUDA, bf16
 autocast) the plain path is used, where one big fused kernel is the fast one.

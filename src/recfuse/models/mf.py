@@ -22,19 +22,32 @@ from recfuse.models.base import ModelConfig, Recommender
 
 @dataclass
 class ALSConfig(ModelConfig):
+    """Settings of :class:`ALS` (implicit's alternating least squares)."""
+
     embedding_size: int = 64
+    """Factors per user and item."""
     reg: float = 0.1
+    """L2 regularisation of the factors."""
     alpha: float = 1.0
+    """Confidence weight of an observed event."""
     epochs: int = 20
-    fold_in: bool = True  # rank from the query's history (train + later events) rather than the fitted user row
+    """Alternating sweeps."""
+    fold_in: bool = True
+    """Rank from the query's history (training events and later ones) rather than the fitted user row."""
 
 
 @dataclass
 class BPRConfig(ModelConfig):
+    """Settings of :class:`BPR` (implicit's Bayesian personalised ranking)."""
+
     embedding_size: int = 64
+    """Factors per user and item."""
     reg: float = 0.01
+    """L2 regularisation of the factors."""
     learning_rate: float = 0.05
+    """SGD step size."""
     epochs: int = 100
+    """Passes over the events."""
 
 
 class _FactorModel(Recommender):
@@ -50,6 +63,10 @@ class _FactorModel(Recommender):
 
     def score(self, queries: Queries) -> np.ndarray:
         return self._user_vectors(queries) @ self.item_factors.T
+
+    def history_weights(self, query: Queries, items: np.ndarray) -> np.ndarray:
+        """The dot product of each recommended item's factors with each history item's."""
+        return self.item_factors[items] @ self.item_factors[query.history(0)].T
 
     def state(self) -> dict[str, np.ndarray]:
         return {"user_factors": self.user_factors, "item_factors": self.item_factors}
@@ -73,7 +90,7 @@ class ALS(_FactorModel):
     Config = ALSConfig
     config: ALSConfig
 
-    def fit(self, train: Interactions, valid: EvalSet | None = None) -> Self:
+    def fit(self, train: Interactions, valid: EvalSet | None = None, *, item_text: np.ndarray | None = None) -> Self:
         from implicit.cpu.als import AlternatingLeastSquares
         from threadpoolctl import threadpool_limits
 
@@ -119,7 +136,7 @@ class BPR(_FactorModel):
     Config = BPRConfig
     config: BPRConfig
 
-    def fit(self, train: Interactions, valid: EvalSet | None = None) -> Self:
+    def fit(self, train: Interactions, valid: EvalSet | None = None, *, item_text: np.ndarray | None = None) -> Self:
         from implicit.cpu.bpr import BayesianPersonalizedRanking
 
         c = self.config

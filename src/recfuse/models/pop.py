@@ -1,8 +1,8 @@
 """Most-popular baseline: score = number of training events of the item.
 
 ``count="recbole"`` reproduces how RecBole 1.2.1's ``Pop`` counts instead, so
-a RecBole table can be checked number for number (README, "Agreement with
-RecBole 1.2.1").  RecBole trains Pop for one epoch of pointwise batches, each
+a RecBole table can be checked number for number (the docs' evaluation
+protocol page).  RecBole trains Pop for one epoch of pointwise batches, each
 of ``batch_size`` shuffled positives plus one uniformly drawn negative per
 positive (an item the user has no training event with), and its
 ``item_cnt[item] = item_cnt[item] + 1`` adds one per *batch* an item appears
@@ -16,7 +16,7 @@ the default) does not.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Self
+from typing import Literal, Self
 
 import numpy as np
 
@@ -25,15 +25,18 @@ from recfuse.data.dataset import Interactions
 from recfuse.data.split import EvalSet, Queries
 from recfuse.models.base import Recommender
 
-COUNTS = ("events", "recbole")
+Count = Literal["events", "recbole"]
+COUNTS: tuple[Count, ...] = ("events", "recbole")
 
 
 @dataclass
 class PopConfig(ModelConfig):
-    """``count``: "events" (one per training event) | "recbole" (one per batch, RecBole 1.2.1's Pop)."""
+    """Settings of :class:`Popularity`."""
 
-    count: str = "events"
-    batch_size: int = 1024  # positives per batch in the "recbole" count (RecBole's 2048 rows, half negatives)
+    count: Count = "events"
+    """``events`` (one per training event) or ``recbole`` (one per batch an item is in, as RecBole 1.2.1's Pop)."""
+    batch_size: int = 1024
+    """Positives per batch of the ``recbole`` count (RecBole's 2048 rows, half of them negatives)."""
 
     def __post_init__(self) -> None:
         if self.count not in COUNTS:
@@ -108,7 +111,7 @@ class Popularity(Recommender):
     Config = PopConfig
     config: PopConfig
 
-    def fit(self, train: Interactions, valid: EvalSet | None = None) -> Self:
+    def fit(self, train: Interactions, valid: EvalSet | None = None, *, item_text: np.ndarray | None = None) -> Self:
         self.n_items, self.n_users = train.n_items, train.n_users
         if self.config.count == "recbole":
             rng = np.random.default_rng(self.config.seed)

@@ -9,23 +9,30 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from recfuse.data.dataset import Interactions
 from recfuse.models.layers import Dropout
 from recfuse.models.sequential import SequentialConfig, SequentialRecommender
 
 
 @dataclass
 class SASRecConfig(SequentialConfig):
-    n_layers: int = 2
-    n_heads: int = 1
-    dropout: float = 0.2
-    attn_dropout: float = 0.2  # on attention weights: without it (and the feed-forward dropout) ml-100k valid NDCG@10 fell 0.142 -> 0.115
-    # 0.1, adopted on valid (ml-100k seeds 0-1, session 15): valid NDCG@10 0.1408 against 0.1367 without it
-    # (benchmarks/results/ml-100k-labelsmooth/).  The fusion model inherits it (0.1519 against 0.1483).
+    """Settings of :class:`SASRec`, on top of the shared sequential and training ones."""
+
+    learning_rate: float = 1e-3
+    """Adam's step size."""
     label_smoothing: float = 0.1
+    """Share of each target's probability spread evenly over the catalogue."""
+    n_layers: int = 2
+    """Transformer blocks."""
+    n_heads: int = 1
+    """Attention heads per block."""
+    attn_dropout: float = 0.2
+    """Dropout on the attention weights."""
 
 
 def attention_mask(tokens: torch.Tensor) -> torch.Tensor:
@@ -106,7 +113,7 @@ class SASRec(SequentialRecommender):
     Config = SASRecConfig
     config: SASRecConfig
 
-    def build_module(self) -> nn.Module:
+    def build_module(self, train: Interactions | None = None, item_text: np.ndarray | None = None) -> nn.Module:
         return SASRecModule(self.n_items, self.config)
 
     def encode(self, tokens: torch.Tensor) -> torch.Tensor:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Self
+from typing import Any, Self
 
 import numpy as np
 import torch
@@ -23,22 +23,36 @@ from recfuse.data.split import EvalSet, Queries
 from recfuse.models.base import Recommender
 from recfuse.models.losses import softmax_cross_entropy
 from recfuse.train.trainer import TrainConfig, Trainer, resolve_device, seed_everything
+from recfuse.train.validation import valid_ndcg
 
 
 @dataclass
 class SequentialConfig(TrainConfig):
+    """Settings shared by the next-item models; each declares its own ``label_smoothing`` default."""
+
     embedding_size: int = 64
+    """Width of item and user vectors."""
     max_len: int = 50
+    """Newest events a query's short-term window reads (and the length of a training window)."""
     dropout: float = 0.2
-    # Events of one user with the same timestamp (ml-100k: 76 % of events, a page of ratings sent at once)
-    # are in file order, which is arbitrary.  True: each epoch trains on a fresh random order within every
-    # such tie (the inputs and targets move together; time gaps stay with their positions).
-    shuffle_ties: bool = False
-    label_smoothing: float = 0.0  # share of each target's mass spread evenly over the catalogue (0: off)
+    """Dropout on the input and hidden states."""
+
+    @property
+    def label_smoothing(self) -> float:
+        """Share of each target's probability spread evenly over the catalogue, declared by each model's config."""
+        raise NotImplementedError(f"{type(self).__name__} declares no label_smoothing")
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+
+
+@dataclass(frozen=True)
+class WarmStart:
+    """A previous model's weights and the item ids its item rows belong to, to start a fit from."""
+
+    state: dict[str, np.ndarray]
+    items: IdMap
 
 
 class SequentialRecommender(Recommender):
@@ -53,46 +67,53 @@ class SequentialRecommender(Recommender):
     config: SequentialConfig
     module: nn.Module
 
+    def __init__(self, config: SequentialConfig | None = None, **overrides: Any) -> None:
+        super().__init__(config, **overrides)
+        self.device = resolve_device(self.config.device)
+        self.warm_start: WarmStart | None = None  # weights to start the next fit from (set before ``fit``)
+        self._train: Interactions | None = None  # the log being trained on, while ``fit`` runs
+
     # ---------------------------------------------------------------- to fill
-    def build_module(self) -> nn.Module:
+    def build_module(self, train: Interactions | None = None, item_text: np.ndarray | None = None) -> nn.Module:
+        """A fresh module for ``train`` (``None``: sized from ``n_items``, to load a saved state into)."""
         raise NotImplementedError
 
     def encode(self, tokens: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
     # ---------------------------------------------------------------- fitting
-    def fit(self, train: Interactions, valid: EvalSet | None = None) -> Self:
+    def fit(self, train: Interactions, valid: EvalSet | None = None, *, item_text: np.ndarray | None = None) -> Self:
         seed_everything(self.config.seed)
         self.n_items, self.n_users = train.n_items, train.n_users
         self.device = resolve_device(self.config.device)
-        self.module = self.build_module().to(self.device)
-        # Warm start (the serving feedback loop, `recfuse train --warm-start DIR`): an optional
-        # `self.warm_start` (state dict + the item IdMap its rows belong to) is copied into the fresh
-        # module where names and shapes match; item-embedding rows are matched by external id, so new
-        # items keep their fresh init.  Buffers are derived from the data and are not copied.
-        warm = getattr(self, "warm_start", None)
+        self.module = self.build_module(train, item_text).to(self.device)
+        # Warm start (the serving feedback loop, `recfuse train --warm-start DIR`): ``warm_start`` (state dict
+        # + the item IdMap its rows belong to) is copied into the fresh module where names and shapes match;
+        # item-embedding rows are matched by external id, so new items keep their fresh init.  Buffers are
+        # derived from the data and are not copied.
+        warm = self.warm_start
         warm_info = None if warm is None else load_warm_start(self.module, warm.state, warm.items, train.items)
         self._train = train
-        self.fit_info = Trainer(self.config).fit(self, valid, name=self.name)
+        try:
+            self.fit_info = Trainer(self.config).fit(self, valid, name=self.name)
+        finally:
+            self._train = None
         if warm_info is not None:
             self.fit_info["warm_start"] = warm_info
-        del self._train
-        self.__dict__.pop("_order", None)
+        self.after_fit(train, valid)
         return self
+
+    def after_fit(self, train: Interactions, valid: EvalSet | None) -> None:
+        """Called once training has ended (the best state loaded): post-hoc calibration, if a model has any."""
 
     def train_batches(self, rng: np.random.Generator, batch_size: int) -> Iterator[dict[str, torch.Tensor]]:
         train = self._train
-        self._order = tie_order(train, rng) if self.config.shuffle_ties else np.arange(train.n_events)
+        assert train is not None, "train_batches runs inside fit"
         windows = self._windows(train, rng)
         order = rng.permutation(len(windows))
         for start in range(0, len(order), batch_size):
             rows = windows[order[start : start + batch_size]]
-            yield self._window_batch(train, rows)
-
-    def event_order(self, train: Interactions) -> np.ndarray:
-        """This epoch's order of ``train``'s events (the log's, outside training or without ``shuffle_ties``)."""
-        order = getattr(self, "_order", None)
-        return order if order is not None and len(order) == train.n_events else np.arange(train.n_events)
+            yield self.window_batch(train, rows, rng)
 
     def _windows(self, train: Interactions, rng: np.random.Generator) -> np.ndarray:
         """``(n, 2)`` array of (start, end) event offsets, at most ``max_len + 1`` events each.
@@ -114,13 +135,13 @@ class SequentialRecommender(Recommender):
                 end = end - T + (shift if end == hi else 0)
         return np.asarray(out, dtype=np.int64).reshape(-1, 2)
 
-    def _window_batch(self, train: Interactions, rows: np.ndarray) -> dict[str, torch.Tensor]:
+    def window_batch(self, train: Interactions, rows: np.ndarray, rng: np.random.Generator) -> dict[str, torch.Tensor]:
+        """The training batch of windows ``rows`` (``(B, 2)`` event offsets ``[s, e)``)."""
         T = self.config.max_len
         tokens = np.zeros((len(rows), T), dtype=np.int64)
         labels = np.full((len(rows), T), -100, dtype=np.int64)
-        order = self.event_order(train)
         for b, (s, e) in enumerate(rows):
-            seq = train.item[order[s:e]]
+            seq = train.item[s:e]
             n = len(seq) - 1
             tokens[b, T - n :] = seq[:-1] + 1
             labels[b, T - n :] = seq[1:]
@@ -144,8 +165,6 @@ class SequentialRecommender(Recommender):
         return loss / max(len(labels), 1)
 
     def validate(self, valid: EvalSet) -> float:
-        from recfuse.evaluate.protocol import valid_ndcg
-
         return valid_ndcg(self, valid)
 
     # ---------------------------------------------------------------- scoring
@@ -183,6 +202,36 @@ class SequentialRecommender(Recommender):
             return np.zeros((0, k), dtype=np.int64), np.zeros((0, k), dtype=np.float32)
         return np.concatenate(tops), np.concatenate(vals)
 
+    def history_weights(self, query: Queries, items: np.ndarray) -> np.ndarray:
+        """Gradient x input of each recommended item's score on each history event's item embedding."""
+        module = self.module
+        module.eval()
+        T = self.config.max_len
+        n = min(len(query.items), T)  # events the window reads, newest last
+        tokens = torch.from_numpy(query.padded(T)).to(self.device).expand(len(items), T)  # (k, T)
+        captured: list[torch.Tensor] = []
+
+        def keep(_: nn.Module, __: object, out: torch.Tensor) -> None:
+            out.retain_grad()
+            captured.append(out)
+
+        emb: nn.Module = module.item_emb  # type: ignore[assignment]
+        hook = emb.register_forward_hook(keep)
+        try:
+            with torch.enable_grad():
+                user = self.encode(tokens)[:, -1]  # (k, D)
+                targets = self.item_vectors()[torch.from_numpy(np.asarray(items)).to(self.device)].detach()
+                (user * targets).sum().backward()
+        finally:
+            hook.remove()
+        e = captured[0]  # (k, T, D)
+        grad = e.grad if e.grad is not None else torch.zeros_like(e)
+        weights = (grad * e).sum(-1).detach().float().cpu().numpy()[:, T - n :]  # (k, n)
+        full = np.zeros((len(items), len(query.items)), np.float32)
+        full[:, len(query.items) - n :] = weights  # events older than the window weigh nothing
+        module.zero_grad(set_to_none=True)
+        return full
+
     # ------------------------------------------------------------ persistence
     def state(self) -> dict[str, np.ndarray]:
         return {k: v.detach().cpu().numpy() for k, v in self.module.state_dict().items()}
@@ -192,29 +241,6 @@ class SequentialRecommender(Recommender):
         self.module = self.build_module().to(self.device)
         self.module.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()})
         self.module.eval()
-
-
-def tie_order(train: Interactions, rng: np.random.Generator) -> np.ndarray:
-    """Event order with each run of one user's same-timestamp events shuffled.
-
-    ``train.item[order]`` is the log as it might equally have been written:
-    events whose order the timestamps do not decide are permuted, every
-    other event keeps its place.  Without timestamps nothing moves.
-
-    >>> import polars as pl
-    >>> d = Interactions.from_frame(pl.DataFrame({"user_id": ["u"] * 4, "item_id": ["a", "b", "c", "d"],
-    ...                                            "timestamp": [1, 5, 5, 9]}))
-    >>> sorted({tuple(tie_order(d, np.random.default_rng(s)).tolist()) for s in range(20)})
-    [(0, 1, 2, 3), (0, 2, 1, 3)]
-    """
-    n = train.n_events
-    if train.timestamp is None or n == 0:
-        return np.arange(n)
-    user = np.repeat(np.arange(train.n_users), np.diff(train.indptr))
-    new = np.ones(n, dtype=bool)
-    new[1:] = (user[1:] != user[:-1]) | (train.timestamp[1:] != train.timestamp[:-1])
-    group = np.cumsum(new)  # contiguous, increasing along the log
-    return np.lexsort((rng.random(n), group)).astype(np.int64)
 
 
 def load_warm_start(module: nn.Module, state: dict[str, np.ndarray], old_items: IdMap, new_items: IdMap) -> dict[str, int]:

@@ -36,7 +36,8 @@ def serve(
         raise typer.BadParameter(f"{model}: not a recfuse model directory (no bundle.json); make one with `recfuse train`", param_hint="--model")
     import uvicorn
 
-    from recfuse.serve.app import ServeConfig, create_app
+    from recfuse.serve.app import create_app
+    from recfuse.serve.service import ServeConfig
     from recfuse.serve.store import EventStore, StoreError
 
     try:

@@ -2,12 +2,12 @@
 
 :class:`Engine` wraps a :class:`~recfuse.bundle.Bundle`: id maps that grow
 when items are added, display fields, the item text matrix (for free-text
-queries), and cached item vectors.  For the fusion model the serving path
-reuses the model's own modules (``embed`` parts, ``fuse``) but looks item
-content vectors up in a table computed once per model version instead of
-re-projecting every history item's text on each request; it gives the same
-scores as ``Fusion.recommend`` (tests/test_serve_engine.py checks that) and
-the gate from the same forward pass.  Known users' vectors and gates are
+queries), and cached item vectors.  A model that scores by user and item
+vectors (:class:`~recfuse.models.base.VectorScorer`, e.g. the fusion model)
+is served on a fast path: its item table is computed once per model version
+instead of on each request, which gives the same scores as the model's own
+``recommend`` (the serve tests check that) and the gate from the same
+forward pass.  Known users' vectors and gates are
 cached between requests (keyed by user, event count and request-gap bucket),
 so a repeat request with nothing new skips the forward pass; the HTTP route
 answers such a hit on its event loop (:meth:`Engine.try_cached`) without
@@ -37,7 +37,8 @@ import torch
 from recfuse.bundle import Bundle
 from recfuse.data.dataset import IdMap
 from recfuse.data.split import Queries
-from recfuse.models.fusion import gap_bucket
+from recfuse.models.base import Explainer, ItemAdder, VectorScorer
+from recfuse.models.fusion.features import gap_bucket
 from recfuse.serve.state import Snapshot
 from recfuse.serve.store import ItemRecord
 
@@ -46,6 +47,34 @@ _tokens = itertools.count(1)
 
 class EngineError(ValueError):
     """A request the loaded model cannot answer (e.g. new items without a text tower)."""
+
+
+class ModelLoadError(ValueError):
+    """A model directory that cannot be served: not a model directory, a missing, truncated or garbled
+    file, an unknown model name.  The message names the directory and the problem."""
+
+
+def load_engine(path: str | Path, version: int = 1, cache_size: int = 100_000,
+                erased: dict[str, float] | None = None) -> Engine:
+    """Load the model directory ``path`` into an :class:`Engine`, any failure as a :class:`ModelLoadError`.
+
+    Examples
+    --------
+    >>> load_engine("/no/such/dir")
+    Traceback (most recent call last):
+    ...
+    recfuse.serve.engine.ModelLoadError: /no/such/dir: not a recfuse model directory (no bundle.json); make one with `recfuse train`
+    """
+    from recfuse.bundle import BundleError
+
+    try:
+        _check_model_name(Path(path))
+        return Engine(Bundle.load(path), path, version=version, cache_size=cache_size, erased=erased)
+    except (BundleError, ModelLoadError) as e:
+        raise ModelLoadError(str(e)) from e
+    except Exception as e:  # whatever breaks while reading a directory is that directory's problem
+        first = (str(e).strip().splitlines() or [""])[0][:300]
+        raise ModelLoadError(f"{path}: cannot be loaded as a model directory ({type(e).__name__}: {first})") from e
 
 
 # ------------------------------------------------------------------ text encoder
@@ -71,6 +100,20 @@ def encode(texts: Sequence[str]) -> np.ndarray:
     enc = text_encoder()
     with _encoder_lock:  # one forward at a time: the model is shared
         return np.asarray(enc.encode(list(texts)), np.float32)
+
+
+def _check_model_name(path: Path) -> None:
+    """Raise :class:`ModelLoadError` when the directory names a model this recfuse does not have."""
+    import json
+
+    from recfuse.models import MODELS
+
+    try:
+        name = json.loads((path / "model" / "config.json").read_text()).get("model")
+    except (OSError, ValueError, AttributeError):
+        return  # missing or garbled: Bundle.load names that problem
+    if name not in MODELS:
+        raise ModelLoadError(f"{path}: unknown model {name!r} (this recfuse has {', '.join(sorted(MODELS))})")
 
 
 # ------------------------------------------------------------------ engine
@@ -99,9 +142,16 @@ class Engine:
         Where it came from (reported by ``/health``).
     version
         A number the service increments at each reload.
+    cache_size
+        User vectors kept between requests (0: none).
+    erased
+        Users whose data was erased, with when (Unix seconds): those erased
+        after this model was trained are served as unknown users (their
+        learned per-user vector is never looked up).
     """
 
-    def __init__(self, bundle: Bundle, path: str | Path, version: int = 1, cache_size: int = 100_000) -> None:
+    def __init__(self, bundle: Bundle, path: str | Path, version: int = 1, cache_size: int = 100_000,
+                 erased: dict[str, float] | None = None) -> None:
         self.bundle = bundle
         # User vectors and gates of known users, keyed by (user, events in their history, request-gap
         # bucket): a user who has done nothing new since the last request, at the same log2 bucket of
@@ -116,7 +166,12 @@ class Engine:
         self.items: IdMap = bundle.items
         # A model with a learned vector per training user (fusion ``user_emb``) needs each known user's
         # training row (the bundle's user map, string ids once loaded); anyone else is the unknown user (-1).
-        self._user_rows = bundle.users if getattr(getattr(self.model, "config", None), "user_emb", False) else None
+        model = self.model
+        self.fast = isinstance(model, VectorScorer)
+        self._user_rows = bundle.users if isinstance(model, VectorScorer) and model.knows_users else None
+        created = _created(bundle)
+        self._erased = {u for u, at in (erased or {}).items() if created is None or at >= created}
+        self._forget_before: dict[str, int] = {}  # user -> newest history stamp erased on this engine
         self.token = next(_tokens)
         self.lock = threading.RLock()  # model mutation (add_items) vs scoring
         table = bundle.item_table
@@ -126,13 +181,8 @@ class Engine:
             else [None] * len(bundle.items)
         )
         self.text_vectors = None if bundle.text_vectors is None else np.asarray(bundle.text_vectors, np.float32)
-        # The fusion fast path: cached content table, cached user vectors, plus the calibrated trend term
-        # (one weight on a fixed table) at each request's time.  A learned trend term depends on the
-        # forward pass, so such a model is scored by its own ``score``.
-        self.trend = self.model.name == "fusion" and bool(getattr(self.model, "calibrated_trend", False))
-        self.fast = self.model.name == "fusion" and (getattr(self.model, "_trend", None) is None or self.trend)
-        self.explains = hasattr(self.model, "explain")
-        self.can_add = hasattr(self.model, "add_items") and getattr(getattr(self.model, "module", None), "text", None) is not None
+        self.explains = isinstance(model, Explainer)
+        self.can_add = isinstance(model, ItemAdder) and model.takes_new_items
         self._refresh()
 
     # ---------------------------------------------------------------- caches
@@ -142,8 +192,8 @@ class Engine:
         model: Any = self.model
         if hasattr(model, "module"):
             model.module.eval()
-        if self.fast:
-            self._content = model.module.items()  # (n_items + 1, D): row 0 is what padding gets
+        if isinstance(model, VectorScorer):
+            self._content = model.item_table()  # (n_items + 1, D): row 0 is what padding gets
             vectors = self._content[1:]
         elif hasattr(model, "item_vectors"):
             vectors = model.item_vectors().detach()
@@ -156,11 +206,31 @@ class Engine:
     def n_items(self) -> int:
         return len(self.items)
 
-    def info(self) -> dict[str, Any]:
-        return {
-            "version": self.version, "dir": self.path, "model": self.model.name,
-            "dataset": self.bundle.meta.get("dataset"), "n_items": self.n_items, "created": self.bundle.meta.get("created"),
+    def info(self, public: bool = False) -> dict[str, Any]:
+        """What is loaded; ``public`` leaves out where it was loaded from (``/health`` is open to anyone)."""
+        out = {
+            "version": self.version, "model": self.model.name, "dataset": self.bundle.meta.get("dataset"),
+            "n_items": self.n_items, "created": self.bundle.meta.get("created"),
         }
+        return out if public else {**out, "dir": self.path}
+
+    def user_row(self, user: str | None) -> int:
+        """The model's training row of ``user`` (its learned per-user vector), or -1: unknown or erased."""
+        if self._user_rows is None or user is None or user in self._erased:
+            return -1
+        return self._user_rows.get(user)
+
+    def forget(self, user: str, stamp: int) -> None:
+        """Serve ``user`` as an unknown user from now on and drop their cached vectors.
+
+        ``stamp``: the newest live-state stamp of the erased history (a request already in flight
+        with that history does not put its vector back in the cache).
+        """
+        with self.lock:
+            self._erased.add(user)
+            self._forget_before[user] = stamp
+            for key in [k for k in self._cache if k[0] == user]:
+                del self._cache[key]
 
     def describe(self, index: int) -> dict[str, Any]:
         return {"item_id": self.items.external_ids[index], "title": self.titles[index], "genres": self.genres[index]}
@@ -173,7 +243,7 @@ class Engine:
         timed = jobs[0].now is not None
         cat = lambda xs, dt: np.concatenate(xs).astype(dt) if xs else np.zeros(0, dt)
         return Queries(
-            user=np.array([-1 if self._user_rows is None or j.user is None else self._user_rows.get(j.user) for j in jobs], np.int64),
+            user=np.array([self.user_row(j.user) for j in jobs], np.int64),
             indptr=indptr,
             items=cat([h.items for h in hist], np.int64),
             timestamps=cat([h.timestamps for h in hist], np.float64) if timed else None,
@@ -183,16 +253,10 @@ class Engine:
 
     @torch.inference_mode()
     def user_vectors(self, q: Queries) -> tuple[torch.Tensor, np.ndarray]:
-        """Fusion models: user vectors ``(B, D)`` and gates ``(B,)`` at request time."""
-        model: Any = self.model
-        mod = model.module
-        # The model's own input builder (gap, rating and request-time buckets; left padding that the
-        # whole batch shares is already dropped), then its modules;
-        # only the content part comes from the cached table.
-        x = model._query_inputs(q)
-        parts = {"content": self._content[x["hist"]], "rating": mod.rate_emb(x["rate"]), "recency": mod.gap_emb(x["gap"])}
-        user, gate = mod.fuse(parts, x["hist"], mod.now_emb(x["now"]), last_only=True, user=model.user_input(x, q))  # (B, 1, D), (B, 1)
-        return user[:, -1], gate[:, -1].float().cpu().numpy()
+        """Fast-path models: user vectors ``(B, D)`` and gates ``(B,)`` at request time, with the cached item table."""
+        assert isinstance(self.model, VectorScorer)
+        user, gate = self.model.encode_users(q, self._content)
+        return user, gate.float().cpu().numpy()
 
     def _cache_key(self, job: Job) -> tuple[str, int, int] | None:
         h = job.history
@@ -220,21 +284,20 @@ class Engine:
             for row, b in enumerate(miss):
                 vecs[b], gates[b] = users[row], g[row]
                 key = keys[b]
-                if key is not None:
+                if key is not None and key[1] > self._forget_before.get(key[0], -1):
                     self._cache[key] = (users[row].clone(), float(g[row]))
         for k in keys:
-            if k is not None:
+            if k is not None and k in self._cache:
                 self._cache.move_to_end(k)
         while len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)
-        return self._plus_trend((torch.stack(vecs) @ self._content[1:].T).float(), q.time, q.lengths()), gates, q
+        return self._plus_offsets((torch.stack(vecs) @ self._content[1:].T).float(), q), gates, q
 
-    def _plus_trend(self, scores: torch.Tensor, times: np.ndarray | None, lengths: np.ndarray) -> torch.Tensor:
-        """``scores`` with the model's calibrated trend term at the requests' times added (if it has one)."""
-        if not self.trend:
-            return scores
-        model: Any = self.model
-        return scores + model.trend_term(times, lengths).to(scores.dtype)
+    def _plus_offsets(self, scores: torch.Tensor, q: Queries) -> torch.Tensor:
+        """``scores`` plus the model's per-request item term (the fusion model's trend), if it has one."""
+        assert isinstance(self.model, VectorScorer)
+        extra = self.model.score_offsets(q)
+        return scores if extra is None else scores + extra.to(scores.dtype)
 
     def try_cached(self, job: Job) -> dict[str, Any] | None:
         """The answer to ``job`` straight from the user cache, or ``None`` (a miss, an explanation,
@@ -255,8 +318,7 @@ class Engine:
             self.cache_hits += 1
             with torch.inference_mode():
                 scores = (found[0][None] @ self._content[1:].T).float()  # (1, n_items)
-                times = None if job.now is None else np.array([job.now], np.float64)
-                scores = self._plus_trend(scores, times, np.array([len(job.history)]))
+                scores = self._plus_offsets(scores, self._queries([job]))
             return self._answers([job], scores, np.array([found[1]], np.float32), None)[0]
         finally:
             self.lock.release()
@@ -316,8 +378,9 @@ class Engine:
 
     def explain(self, q: Queries, k: int, exclude: bool) -> dict[str, Any]:
         """The model's explanation for one query (items with history contributions and dimensions)."""
+        assert isinstance(self.model, Explainer)
         with torch.enable_grad():
-            exp = self.model.explain(q, k, exclude_history=exclude)[0]  # type: ignore[attr-defined]
+            exp = self.model.explain(q, k, exclude_history=exclude)[0]
         return {"gate": exp["gate"], "items": {e["item"]: e for e in exp["items"]}}
 
     # ---------------------------------------------------------------- items
@@ -344,7 +407,8 @@ class Engine:
         """
         if not self.can_add:
             raise EngineError(f"model {self.model.name!r} cannot take new items (it needs a text tower: a fusion model trained with text)")
-        model: Any = self.model
+        model = self.model
+        assert isinstance(model, ItemAdder)
         with self.lock:
             added, updated = [], []
             new_recs: list[ItemRecord] = []
@@ -352,7 +416,7 @@ class Engine:
                 assert r.vector is not None
                 idx = self.items.get(r.item_id, -1)
                 if idx >= 0:
-                    model.module.text[idx + 1] = torch.from_numpy(r.vector)  # row 0 is padding
+                    model.set_item_text(idx, r.vector)
                     self._set_item(idx, r)
                     updated.append(r.item_id)
                 elif r.item_id not in {x.item_id for x in new_recs}:
@@ -376,6 +440,17 @@ class Engine:
         self.genres[idx] = r.genres
         if self.text_vectors is not None and idx < len(self.text_vectors) and r.vector is not None:
             self.text_vectors[idx] = r.vector
+
+
+def _created(bundle: Bundle) -> float | None:
+    """When the bundle was trained (Unix seconds), from its ``created`` field; ``None`` when unknown."""
+    import calendar
+
+    raw = bundle.meta.get("created")
+    try:
+        return float(calendar.timegm(time.strptime(str(raw), "%Y-%m-%dT%H:%M:%SZ")))
+    except ValueError:
+        return None
 
 
 # ------------------------------------------------------------------ batcher

@@ -135,6 +135,27 @@ class MetricsMiddleware:
             self.metrics.observe(scope["method"], name, status, time.perf_counter() - start)
 
 
+class ServiceMetricsMiddleware(MetricsMiddleware):
+    """:class:`MetricsMiddleware` that records into the running service's :class:`Metrics`.
+
+    The service is built in the app's lifespan, after the middleware stack;
+    this finds its metrics on the first HTTP request (``app.state.service``).
+    Add it with ``app.add_middleware(ServiceMetricsMiddleware, max_body=...)``.
+    """
+
+    def __init__(self, app: Any, max_body: int) -> None:
+        super().__init__(app, Metrics(), max_body)
+        self._bound = False
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if not self._bound and scope["type"] == "http":
+            service = getattr(scope["app"].state, "service", None)
+            if service is not None:
+                self.metrics = service.metrics
+                self._bound = True
+        await super().__call__(scope, receive, send)
+
+
 class _BodyTooLarge(Exception):
     pass
 

@@ -10,6 +10,7 @@ is cached per user and engine, and extended incrementally as events arrive).
 from __future__ import annotations
 
 import bisect
+import itertools
 import threading
 from collections import Counter
 from collections.abc import Iterable
@@ -27,6 +28,7 @@ class History:
     items: list[str] = field(default_factory=list)
     ts: list[float] = field(default_factory=list)
     ratings: list[float] = field(default_factory=list)  # NaN when the event had none
+    stamp: int = 0  # changes at every change of this history, never repeats (the engine's cache key)
     # Translation cache: (id map it was made with, number of events translated, indices).
     _cache: tuple[int, int, np.ndarray] | None = None
 
@@ -51,7 +53,7 @@ class Snapshot:
     items: np.ndarray  # int64 item indices
     timestamps: np.ndarray  # float64 seconds
     ratings: np.ndarray  # float32, NaN = none
-    version: int = -1  # events the user had in the live state when taken (they only grow); -1: not from it
+    version: int = -1  # the history's stamp when taken (a new one at each change, never reused); -1: not from it
 
     def __len__(self) -> int:
         return len(self.items)
@@ -69,12 +71,15 @@ class LiveState:
     ([0, 1], [1.0, 2.0])
     >>> s.popular(1)
     ['b']
+    >>> s.remove("u"), s.snapshot("u", IdMap(["a", "b"])), s.n_events
+    (2, None, 0)
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._users: dict[str, History] = {}
         self._counts: Counter[str] = Counter()
+        self._stamps = itertools.count(1)
         self.n_events = 0
 
     def add(self, events: Iterable[tuple[str, str, float, float | None]]) -> None:
@@ -85,8 +90,29 @@ class LiveState:
                 if h is None:
                     h = self._users[user] = History()
                 h.add(item, float(ts), rating)
+                h.stamp = next(self._stamps)
                 self._counts[item] += 1
                 self.n_events += 1
+
+    def remove(self, user: str) -> int:
+        """Forget ``user``'s history (their events leave the popularity counts too); returns how many
+        events it held."""
+        with self._lock:
+            h = self._users.pop(user, None)
+            if h is None:
+                return 0
+            for item in h.items:
+                self._counts[item] -= 1
+                if self._counts[item] <= 0:
+                    del self._counts[item]
+            self.n_events -= len(h.items)
+            return len(h.items)
+
+    @property
+    def stamp(self) -> int:
+        """A stamp newer than every history's now."""
+        with self._lock:
+            return next(self._stamps)
 
     def knows(self, user: str) -> bool:
         with self._lock:
@@ -116,12 +142,13 @@ class LiveState:
             else:
                 idx = items.to_index(h.items, missing=-1)
             h._cache = (token, n, idx)
+            stamp = h.stamp
             ts = np.array(h.ts, np.float64)
             ratings = np.array(h.ratings, np.float32)
         keep = idx >= 0
         if not keep.all():
-            return Snapshot(idx[keep], ts[keep], ratings[keep], n)
-        return Snapshot(idx, ts, ratings, n)
+            return Snapshot(idx[keep], ts[keep], ratings[keep], stamp)
+        return Snapshot(idx, ts, ratings, stamp)
 
     def popular(self, k: int, exclude: set[str] | None = None) -> list[str]:
         """The ``k`` most frequent items in the store, ``exclude`` left out."""

@@ -6,6 +6,13 @@ One code path for both.  Durability and idempotence are the database's job:
   DO NOTHING RETURNING event_id``: the returned ids are the ones this batch
   stored; the others were there already (a retry) and are acknowledged, not
   stored twice.  The service answers only after ``COMMIT`` returns.
+* on PostgreSQL, concurrent batches that share event ids (a client retrying
+  while its first attempt is still in flight) wait on each other's index
+  entries; rows are inserted in ``event_id`` order so that two batches always
+  take them in the same order and cannot deadlock, while ``seq`` still
+  numbers them in the order the client sent them.  A deadlock or
+  serialization failure that happens anyway (another writer on the same
+  tables) is retried a few times with a short random backoff.
 * SQLite runs in WAL mode with ``synchronous=FULL``: every commit fsyncs the
   WAL, so an acknowledged event survives a crash of the process *and* of the
   machine (power loss).  ``NORMAL`` would survive a process crash (SIGKILL)
@@ -17,22 +24,16 @@ The schema carries a version (table ``<prefix>schema_version``); on start,
 :meth:`EventStore.migrate` creates a new database or runs the missing
 migration steps of an old one, in order, each in its own transaction.
 
-Tables (all names start with ``table_prefix``, so several stores can share one
-PostgreSQL database, e.g. one per test):
-
-* ``events``: ``seq`` (insertion order), ``event_id`` (unique), ``user_id``,
-  ``item_id``, ``ts`` (seconds), ``type``, ``rating`` (nullable),
-  ``received_at``;
-* ``items``: items added or updated through the API: ``item_id``, ``text``,
-  ``title``, ``genres``, ``vector`` (float32 bytes of the text embedding, so a
-  restart need not re-encode), ``updated_at``;
-* ``meta``: key/value (``seeded_from``: the model directory whose log seeded
-  the store).
+The tables themselves, and every read, are defined once in
+:mod:`recfuse.data.eventdb` (``recfuse train --from-db`` reads them there);
+this module adds the writes and the migrations.
 """
 
 from __future__ import annotations
 
+import logging
 import math
+import random
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -41,15 +42,16 @@ from typing import Any
 
 import numpy as np
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection
 
-SCHEMA_VERSION = 2
+from recfuse.data.eventdb import SCHEMA_VERSION, EventReader, ItemRecord, StoreError
+
+__all__ = ["DEFAULT_URL", "SCHEMA_VERSION", "AddResult", "Event", "EventStore", "ItemRecord", "StoreError"]
+
 DEFAULT_URL = "sqlite:///recfuse.db"
-ID_LEN = 128
-
-
-class StoreError(RuntimeError):
-    """The database cannot be used (bad URL, newer schema than this code, ...)."""
+RETRIES = 5  # attempts of a write transaction that PostgreSQL aborted as a deadlock or serialization failure
+_RETRY_STATES = {"40P01", "40001"}  # deadlock_detected, serialization_failure
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -64,24 +66,8 @@ class Event:
     rating: float | None = None
 
 
-@dataclass(frozen=True)
-class ItemRecord:
-    """An item added or updated through the API."""
-
-    item_id: str
-    text: str
-    title: str | None
-    genres: str | None
-    vector: np.ndarray | None
-
-
-def _bigint() -> sa.types.TypeEngine[int]:
-    # SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL wants BIGINT for a log.
-    return sa.BigInteger().with_variant(sa.Integer(), "sqlite")
-
-
-class EventStore:
-    """Events and API-added items in a SQL database.
+class EventStore(EventReader):
+    """Events and API-added items in a SQL database: the reads of :class:`EventReader` plus writes.
 
     Parameters
     ----------
@@ -95,7 +81,7 @@ class EventStore:
     --------
     >>> store = EventStore("sqlite://")  # in memory, for the example
     >>> store.migrate()
-    2
+    3
     >>> store.add_events([Event("e1", "u1", "i1", 1.0)]).stored
     ['e1']
     >>> store.add_events([Event("e1", "u1", "i1", 1.0)]).duplicates  # a retry
@@ -105,61 +91,9 @@ class EventStore:
     """
 
     def __init__(self, url: str = DEFAULT_URL, table_prefix: str = "") -> None:
-        self.url = url
-        try:
-            sa_url = sa.engine.make_url(url)
-        except sa.exc.ArgumentError as e:
-            raise StoreError(f"--db {url!r}: not a database URL ({e}); e.g. sqlite:///recfuse.db") from None
-        self.dialect = sa_url.get_backend_name()
-        if self.dialect not in ("sqlite", "postgresql"):
-            raise StoreError(f"--db {url!r}: backend {self.dialect!r} is not supported (sqlite or postgresql)")
-        kwargs: dict[str, Any] = {}
-        if self.dialect == "sqlite":
-            # One connection per thread; the write lock below serialises writers (SQLite allows one).
-            kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
-        else:
-            kwargs.update(pool_size=8, max_overflow=8, pool_pre_ping=True)
-        try:
-            self.engine: Engine = sa.create_engine(url, **kwargs)
-        except ImportError as e:  # e.g. postgresql:// means psycopg2, which recfuse does not install
-            raise StoreError(f"--db {url!r}: driver not installed ({e}); for PostgreSQL use postgresql+psycopg://...") from None
-        if self.dialect == "sqlite":
-            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+        super().__init__(url, table_prefix)
         # SQLite has one writer; queueing writers here is cheaper than busy retries.
         self._write_lock = threading.Lock() if self.dialect == "sqlite" else None
-        self.prefix = table_prefix
-        self.metadata = sa.MetaData()
-        p = table_prefix
-        self.version_table = sa.Table(
-            f"{p}schema_version", self.metadata,
-            sa.Column("version", sa.Integer, primary_key=True),
-            sa.Column("applied_at", sa.Float, nullable=False),
-        )
-        self.events = sa.Table(
-            f"{p}events", self.metadata,
-            sa.Column("seq", _bigint(), primary_key=True, autoincrement=True),
-            sa.Column("event_id", sa.String(ID_LEN), nullable=False, unique=True),
-            sa.Column("user_id", sa.String(ID_LEN), nullable=False),
-            sa.Column("item_id", sa.String(ID_LEN), nullable=False),
-            sa.Column("ts", sa.Float(precision=53), nullable=False),
-            sa.Column("type", sa.String(32), nullable=False),
-            sa.Column("rating", sa.Float, nullable=True),
-            sa.Column("received_at", sa.Float(precision=53), nullable=False),
-        )
-        self.items = sa.Table(
-            f"{p}items", self.metadata,
-            sa.Column("item_id", sa.String(ID_LEN), primary_key=True),
-            sa.Column("text", sa.Text, nullable=False),
-            sa.Column("title", sa.Text, nullable=True),
-            sa.Column("genres", sa.Text, nullable=True),
-            sa.Column("vector", sa.LargeBinary, nullable=True),
-            sa.Column("updated_at", sa.Float(precision=53), nullable=False),
-        )
-        self.meta = sa.Table(
-            f"{p}meta", self.metadata,
-            sa.Column("key", sa.String(64), primary_key=True),
-            sa.Column("value", sa.Text, nullable=False),
-        )
 
     # ------------------------------------------------------------- schema
     def _migrations(self) -> list[Callable[[Connection], None]]:
@@ -173,14 +107,10 @@ class EventStore:
             sa.Index(f"{self.prefix}events_user", self.events.c.user_id).create(conn, checkfirst=True)
             self.meta.create(conn, checkfirst=True)
 
-        return [v1, v2]
+        def v3(conn: Connection) -> None:  # users whose data was erased (DELETE /v1/users/{id})
+            self.erased.create(conn, checkfirst=True)
 
-    def schema_version(self) -> int:
-        """The version the database is at (0: empty)."""
-        with self.engine.connect() as conn:
-            if not sa.inspect(conn).has_table(self.version_table.name):
-                return 0
-            return int(conn.execute(sa.select(sa.func.max(self.version_table.c.version))).scalar() or 0)
+        return [v1, v2, v3]
 
     def migrate(self, target: int = SCHEMA_VERSION) -> int:
         """Create or upgrade the schema to ``target``; returns the version reached."""
@@ -201,9 +131,6 @@ class EventStore:
     def drop(self) -> None:
         """Drop every table of this store (tests; irreversible)."""
         self.metadata.drop_all(self.engine)
-        self.engine.dispose()
-
-    def close(self) -> None:
         self.engine.dispose()
 
     # ------------------------------------------------------------- writing
@@ -239,17 +166,92 @@ class EventStore:
                 .on_conflict_do_nothing(index_elements=["event_id"])
                 .returning(self.events.c.event_id)
             )
-            with self._locked(), self.engine.begin() as conn:
-                stored = list(conn.scalars(stmt, rows).all())
+            stored = self._retrying(lambda conn: self._insert_events(conn, stmt, rows))
         new = set(stored)
         dups += [str(r["event_id"]) for r in rows if r["event_id"] not in new]
         return AddResult(stored=stored, duplicates=dups)
+
+    def _insert_events(self, conn: Connection, stmt: Any, rows: list[dict[str, Any]]) -> list[str]:
+        """Insert ``rows`` (client order) on ``conn``; returns the event ids stored."""
+        if self.dialect != "postgresql":
+            return list(conn.scalars(stmt, rows).all())
+        # Take seq numbers in client order, then insert in event_id order (see the module docstring).  One
+        # statement over arrays: a multi-row VALUES list of a big batch costs the driver far more to build,
+        # and builds it holding the GIL, which the HTTP event loop needs.
+        seqs = conn.scalars(
+            sa.text("SELECT nextval(pg_get_serial_sequence(:t, 'seq')) FROM generate_series(1, :n)"),
+            {"t": self.events.name, "n": len(rows)},
+        ).all()
+        order = sorted(range(len(rows)), key=lambda n: rows[n]["event_id"])
+        cols = {name: [rows[n][name] for n in order] for name in self._COLUMNS}
+        cols["seq"] = [int(seqs[n]) for n in order]
+        return list(conn.scalars(self._unnest_insert(conn), cols).all())
+
+    _COLUMNS = ("event_id", "user_id", "item_id", "ts", "type", "rating", "received_at")
+    _ARRAY_TYPES = {"seq": "bigint[]", "event_id": "text[]", "user_id": "text[]", "item_id": "text[]",
+                    "ts": "float8[]", "type": "text[]", "rating": "float8[]", "received_at": "float8[]"}
+
+    def _unnest_insert(self, conn: Connection) -> sa.TextClause:
+        """``INSERT ... SELECT FROM unnest(arrays) ORDER BY event_id ON CONFLICT DO NOTHING RETURNING``."""
+        names = ["seq", *self._COLUMNS]
+        quote = conn.dialect.identifier_preparer.quote
+        arrays = ", ".join(f"CAST(:{c} AS {self._ARRAY_TYPES[c]})" for c in names)
+        return sa.text(
+            f"INSERT INTO {quote(self.events.name)} ({', '.join(names)}) "
+            f"SELECT * FROM unnest({arrays}) AS t({', '.join(names)}) ORDER BY event_id "
+            "ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
+        )
+
+    def _retrying(self, work: Callable[[Connection], Any]) -> Any:
+        """Run ``work`` in one transaction; rerun it when PostgreSQL aborts it as a deadlock or a
+        serialization failure (at most :data:`RETRIES` attempts, with a short random backoff)."""
+        for attempt in range(RETRIES):
+            try:
+                with self._locked(), self.engine.begin() as conn:
+                    return work(conn)
+            except sa.exc.DBAPIError as e:
+                state = getattr(e.orig, "sqlstate", None)
+                if state not in _RETRY_STATES or attempt == RETRIES - 1:
+                    raise
+                log.warning("write transaction aborted (%s); retrying", state)
+                time.sleep(random.uniform(0.01, 0.05) * 2**attempt)
+        raise AssertionError("unreachable")
+
+    def erase_user(self, user_id: str) -> int:
+        """Delete every event of ``user_id`` and record the erasure, in one transaction.
+
+        Returns how many events were deleted.  The user is kept in
+        ``erased_users`` (id and time, nothing else), so that models trained
+        before now serve them as an unknown user and a retrain from the store
+        leaves out any of their events received before now.
+
+        Examples
+        --------
+        >>> store = EventStore("sqlite://")
+        >>> _ = store.migrate()
+        >>> _ = store.add_events([Event("e1", "u1", "i1", 1.0), Event("e2", "u2", "i1", 1.0)])
+        >>> store.erase_user("u1"), store.event_ids(), list(store.erased_users())
+        (1, ['e2'], ['u1'])
+        """
+        def work(conn: Connection) -> int:
+            n = conn.execute(sa.delete(self.events).where(self.events.c.user_id == user_id)).rowcount
+            ins = self._insert()(self.erased)
+            conn.execute(
+                ins.on_conflict_do_update(index_elements=["user_id"], set_={"erased_at": ins.excluded.erased_at}),
+                {"user_id": user_id, "erased_at": time.time()},
+            )
+            return int(n or 0)
+
+        return int(self._retrying(work))
 
     def upsert_items(self, items: Sequence[ItemRecord]) -> None:
         """Insert or replace API items, in one transaction."""
         if not items:
             return
         now = time.time()
+        # One row per item (the last copy wins): PostgreSQL refuses to update a row twice in one
+        # statement; sorted by id so that concurrent upserts lock rows in the same order.
+        items = sorted({it.item_id: it for it in items}.values(), key=lambda it: it.item_id)
         rows = [
             {"item_id": it.item_id, "text": it.text, "title": it.title, "genres": it.genres,
              "vector": None if it.vector is None else np.asarray(it.vector, np.float32).tobytes(), "updated_at": now}
@@ -260,18 +262,14 @@ class EventStore:
             index_elements=["item_id"],
             set_={c: getattr(ins.excluded, c) for c in ("text", "title", "genres", "vector", "updated_at")},
         )
-        with self._locked(), self.engine.begin() as conn:
-            conn.execute(stmt, rows)
+        self._retrying(lambda conn: conn.execute(stmt, rows))
 
     def set_meta(self, key: str, value: str) -> None:
+        """Store ``value`` under ``key`` in ``meta`` (replacing any earlier value)."""
         ins = self._insert()(self.meta)
         stmt = ins.on_conflict_do_update(index_elements=["key"], set_={"value": ins.excluded.value})
         with self._locked(), self.engine.begin() as conn:
             conn.execute(stmt, {"key": key, "value": value})
-
-    def get_meta(self, key: str) -> str | None:
-        with self.engine.connect() as conn:
-            return conn.execute(sa.select(self.meta.c.value).where(self.meta.c.key == key)).scalar()
 
     def seed(self, events: Iterable[Event], source: str, chunk: int = 20_000) -> int:
         """Load a model's training log once (marked in ``meta``); returns events stored now.
@@ -293,47 +291,8 @@ class EventStore:
         self.set_meta("seeded_from", source)
         return n
 
-    # ------------------------------------------------------------- reading
-    def count_events(self) -> int:
-        with self.engine.connect() as conn:
-            return int(conn.execute(sa.select(sa.func.count()).select_from(self.events)).scalar() or 0)
-
-    def iter_events(self, chunk: int = 50_000) -> Iterable[list[tuple[str, str, float, float | None, str]]]:
-        """All events in insertion order, as ``(user_id, item_id, ts, rating, type)`` row chunks."""
-        e = self.events
-        last = 0
-        while True:
-            with self.engine.connect() as conn:
-                rows = conn.execute(
-                    sa.select(e.c.seq, e.c.user_id, e.c.item_id, e.c.ts, e.c.rating, e.c.type)
-                    .where(e.c.seq > last).order_by(e.c.seq).limit(chunk)
-                ).all()
-            if not rows:
-                return
-            last = int(rows[-1][0])
-            yield [(r[1], r[2], float(r[3]), None if r[4] is None else float(r[4]), r[5]) for r in rows]
-
-    def event_ids(self) -> list[str]:
-        """Every stored event id (tests and audits)."""
-        with self.engine.connect() as conn:
-            return list(conn.scalars(sa.select(self.events.c.event_id)).all())
-
-    def load_items(self) -> list[ItemRecord]:
-        """API items, oldest update first."""
-        t = self.items
-        with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(t.c.item_id, t.c.text, t.c.title, t.c.genres, t.c.vector).order_by(t.c.updated_at)).all()
-        return [
-            ItemRecord(r[0], r[1], r[2], r[3], None if r[4] is None else np.frombuffer(r[4], np.float32).copy())
-            for r in rows
-        ]
-
-    def ping(self) -> bool:
-        with self.engine.connect() as conn:
-            conn.execute(sa.text("SELECT 1"))
-        return True
-
     def _locked(self) -> Any:
+        """The SQLite write lock, or a no-op context where the database queues writers itself."""
         from contextlib import nullcontext
 
         return self._write_lock if self._write_lock is not None else nullcontext()
@@ -341,13 +300,8 @@ class EventStore:
 
 @dataclass
 class AddResult:
+    """What :meth:`EventStore.add_events` did: ids stored now, ids already there."""
+
     stored: list[str]
     duplicates: list[str]
 
-
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-    cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA synchronous=FULL")  # fsync the WAL at every commit: see the module docstring
-    cur.execute("PRAGMA busy_timeout=30000")
-    cur.close()

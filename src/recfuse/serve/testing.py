@@ -117,8 +117,11 @@ def fit_genre_bundle(out: str | Path, epochs: int = 4, seed: int = 0, **config: 
         "label_smoothing": 0.0,
     }
     params.update(config)
-    model = Fusion(**params).fit(split.train, split.valid)
-    return Bundle.from_fit(model, data, {"split": "loo", "seed": seed}).save(out)
+    from recfuse.text.cache import encode_items
+
+    text = encode_items(split.train)[0]
+    model = Fusion(**params).fit(split.train, split.valid, item_text=text)
+    return Bundle.from_fit(model, data, {"split": "loo", "seed": seed}, text_vectors=text).save(out)
 
 
 # ------------------------------------------------------------------ servers

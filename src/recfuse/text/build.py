@@ -190,7 +190,8 @@ def build_texts(features: pl.DataFrame, template: str | None = None, name: str =
     (['Heat (1995).', ''], '{title} ({year}).', 1)
     """
     if features.width < 2:
-        raise TextError(f"dataset {name!r} has no item text (no item features beyond the id)")
+        raise TextError(f"dataset {name!r} has no item text (no item features beyond the id); give a catalogue "
+                        "with text columns (--items FILE --text-columns title,description)")
     available = features.columns[1:]
     if template is None:
         segments = default_segments(available)
@@ -253,8 +254,9 @@ def build_item_texts(data: Interactions, template: str | None = None) -> ItemTex
     """
     if data.item_features is None:
         raise TextError(
-            f"dataset {data.name!r} has no item text (no item catalogue); "
-            "load one with titles/descriptions to encode items"
+            f"dataset {data.name!r} has no item text (no item catalogue); give one with --items FILE "
+            "(a CSV/Parquet with the item id and title/description columns; --item-id, --text-columns), "
+            "or items_path= in Python"
         )
     return build_texts(data.item_features, template, name=data.name)
 

@@ -15,7 +15,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from recfuse.data.dataset import DataError, Interactions
+from recfuse.data.dataset import DataError
+from recfuse.data.options import dataset_options
+from recfuse.data.spec import DatasetSpec
 from recfuse.text.build import TextError
 from recfuse.text.cache import EncodeStats, encode_items
 from recfuse.text.encoder import DEFAULT_MODEL, TextEncoder
@@ -30,10 +32,6 @@ app = typer.Typer(
 _out = Console()
 _err = Console(stderr=True)
 
-DatasetOpt = Annotated[
-    str,
-    typer.Option("--dataset", "-d", help="Registered dataset name (see `recfuse data list`) or a file/folder path."),
-]
 ModelOpt = Annotated[
     str,
     typer.Option(
@@ -67,12 +65,6 @@ def _user_errors() -> Iterator[None]:
         raise typer.Exit(code=2) from None
 
 
-def _load(dataset: str) -> Interactions:
-    from recfuse.data.registry import load_dataset
-
-    return load_dataset(dataset)
-
-
 def _summary(stats: EncodeStats, encoder: TextEncoder) -> str:
     load = f", model load {encoder.load_seconds:.1f} s" if encoder.load_seconds is not None else ""
     rate = f", {stats.encoded_per_s:,.0f} texts/s through the model" if stats.n_encoded else ""
@@ -84,8 +76,9 @@ def _summary(stats: EncodeStats, encoder: TextEncoder) -> str:
 
 
 @app.command("encode")
+@dataset_options()
 def encode_command(
-    dataset: DatasetOpt,
+    spec: DatasetSpec,
     model: ModelOpt = DEFAULT_MODEL,
     template: TemplateOpt = None,
     batch_size: BatchOpt = 64,
@@ -94,7 +87,7 @@ def encode_command(
 ) -> None:
     """Encode every item's text into the embedding cache and print what it took."""
     with _user_errors():
-        data = _load(dataset)
+        data = spec.load()
         encoder = TextEncoder(model, device=device, batch_size=batch_size, progress=progress)
         _, stats = encode_items(data, encoder, template)
     _out.print(_summary(stats, encoder), highlight=False, soft_wrap=True)
@@ -102,9 +95,10 @@ def encode_command(
 
 
 @app.command("similar")
+@dataset_options()
 def similar_command(
     query: Annotated[str, typer.Argument(help="Free text, e.g. 'Toy Story' or 'a heist thriller in Los Angeles'.")],
-    dataset: DatasetOpt,
+    spec: DatasetSpec,
     k: Annotated[int, typer.Option("--k", "-k", min=1, help="How many items to show.")] = 10,
     model: ModelOpt = DEFAULT_MODEL,
     template: TemplateOpt = None,
@@ -113,7 +107,7 @@ def similar_command(
 ) -> None:
     """Items whose text is nearest to QUERY (cosine), encoded with the same model."""
     with _user_errors():
-        data = _load(dataset)
+        data = spec.load()
         encoder = TextEncoder(model, device=device, batch_size=batch_size, progress=True)
         vectors, stats = encode_items(data, encoder, template)
         q = encoder.encode([query], progress=False)[0]

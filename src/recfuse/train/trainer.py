@@ -11,11 +11,12 @@ from __future__ import annotations
 import copy
 import logging
 import random
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 import torch
@@ -31,26 +32,39 @@ if TYPE_CHECKING:
 log = logging.getLogger("recfuse.train")
 
 
+Precision = Literal["auto", "bf16", "fp32"]
+
+
 @dataclass
 class TrainConfig(ModelConfig):
-    """Training-loop settings shared by the neural models (their configs inherit these)."""
+    """Training-loop settings shared by the neural models (their configs inherit these).
+
+    Each model config declares its own ``learning_rate`` (its default differs by model).
+    """
 
     epochs: int = 200
+    """Most epochs to train; early stopping usually ends the fit sooner."""
     batch_size: int = 128
-    learning_rate: float = 1e-3
+    """Training windows per step."""
     weight_decay: float = 0.0
-    patience: int = 10  # epochs without a better valid NDCG@10 before stopping
-    lr_decay: float = 1.0  # on a plateau, multiply the learning rate by this (1 = constant rate)
-    decay_after: int = 5  # epochs without a better valid NDCG@10 (or since the last decay) before each decay
+    """Adam's L2 penalty."""
+    patience: int = 10
+    """Epochs without a better valid NDCG@10 before stopping."""
     eval_every: int = 1
-    # Greedy weight averaging ("model soup", Wortsman et al. 2022) over the ``average_top`` best epochs by
-    # valid NDCG@10: from the best one, each next checkpoint joins the average if valid does not drop.
-    # 0 or 1: the best epoch alone.
-    average_top: int = 0
-    max_seconds: float = 0.0  # 0 = no wall-clock limit
-    device: str = "auto"  # "auto" picks CUDA when available
-    precision: str = "auto"  # "bf16" | "fp32" | "auto" (bf16 autocast where the hardware has it)
+    """Validate every this many epochs."""
+    max_seconds: float = 0.0
+    """Wall-clock cap on the fit, checked after every batch (0: none). Figures should cap by epochs instead."""
+    device: str = "auto"
+    """Torch device; ``auto`` picks CUDA when available."""
+    precision: Precision = "auto"
+    """``bf16`` autocast, ``fp32``, or ``auto`` (bf16 where the hardware has it)."""
     progress: bool = True
+    """Show a progress bar on a terminal, a plain line per epoch otherwise (logs, CI)."""
+
+    @property
+    def learning_rate(self) -> float:
+        """Adam's step size, declared by each model's config with that model's default."""
+        raise NotImplementedError(f"{type(self).__name__} declares no learning_rate")
 
 
 class Trainable(Protocol):
@@ -102,18 +116,21 @@ class Trainer:
         self.config = config
 
     def fit(self, model: Trainable, valid: EvalSet | None, name: str = "model") -> dict[str, Any]:
+        """Train ``model`` until ``epochs``, ``patience`` or ``max_seconds`` stops it; keep its best-on-valid state.
+
+        Returns the fit's record: ``best_epoch``, ``epochs_run``, ``stopped`` (``"patience"``, ``"epochs"``
+        or ``"max_seconds"``), ``best_valid_ndcg@10``, timings and the per-epoch ``history``.
+        """
         c = self.config
         rng = np.random.default_rng(c.seed)
         device = model.device
         dtype = resolve_precision(c.precision, device)
         opt = torch.optim.Adam(model.module.parameters(), lr=c.learning_rate, weight_decay=c.weight_decay)
         best_metric, best_epoch, best_state = -np.inf, 0, None
-        top: list[tuple[float, int, dict[str, torch.Tensor]]] = []  # (valid, epoch, state) of the average_top best
-        if not 0.0 < c.lr_decay <= 1.0:
-            raise ValueError(f"lr_decay must be in (0, 1], got {c.lr_decay}")
-        lr, decayed_at = c.learning_rate, 0
         history: list[dict[str, float]] = []
+        stopped = "epochs"
         started = time.perf_counter()
+        out_of_time = lambda: bool(c.max_seconds) and time.perf_counter() - started > c.max_seconds
         progress = _progress(c.progress)
         task = progress.add_task(f"{name}", total=c.epochs) if progress else None
         try:
@@ -132,38 +149,32 @@ class Trainer:
                     opt.step()
                     total += float(loss.detach())
                     n += 1
-                row = {"epoch": epoch, "loss": total / max(n, 1), "lr": lr}
+                    if out_of_time():
+                        break
+                row = {"epoch": epoch, "loss": total / max(n, 1)}
                 stop = False
-                if valid is not None and (epoch % c.eval_every == 0 or epoch == c.epochs):
+                if valid is not None and (epoch % c.eval_every == 0 or epoch == c.epochs or out_of_time()):
                     model.module.eval()
                     with torch.no_grad():
                         metric = model.validate(valid)
                     row["valid_ndcg@10"] = metric
-                    keep = c.average_top > 1 and (len(top) < c.average_top or metric > top[-1][0])
-                    state = copy.deepcopy(model.module.state_dict()) if keep or metric > best_metric else None
-                    if keep and state is not None:
-                        top.append((metric, epoch, state))
-                        top.sort(key=lambda r: -r[0])  # stable: an earlier epoch first among equals
-                        del top[c.average_top :]
                     if metric > best_metric:
-                        best_metric, best_epoch, best_state = metric, epoch, state
+                        best_metric, best_epoch = metric, epoch
+                        best_state = copy.deepcopy(model.module.state_dict())
                     elif epoch - best_epoch >= c.patience:
-                        stop = True
-                    elif c.lr_decay < 1.0 and epoch - max(best_epoch, decayed_at) >= c.decay_after:
-                        # Reduce on plateau: a high rate finds the basin fast, a lower one settles in it.
-                        lr, decayed_at = lr * c.lr_decay, epoch
-                        for group in opt.param_groups:
-                            group["lr"] = lr
+                        stop, stopped = True, "patience"
                 history.append(row)
                 stats = f"loss {row['loss']:.4f}"
                 if "valid_ndcg@10" in row:
                     stats += f" valid ndcg@10 {row['valid_ndcg@10']:.4f} (best {best_metric:.4f} @ {best_epoch})"
                 if progress and task is not None:
                     progress.update(task, advance=1, description=f"{name} {stats}")
+                elif c.progress:  # no terminal (a log file, CI): one plain line per epoch
+                    print(f"{name} seed {c.seed} epoch {epoch}/{c.epochs}: {stats}", file=sys.stderr, flush=True)
                 log.info("%s seed %d epoch %d: %s", name, c.seed, epoch, stats,
                          extra={"fit": (name, c.seed), "row": row, "epochs": c.epochs})
-                if c.max_seconds and time.perf_counter() - started > c.max_seconds:
-                    stop = True
+                if not stop and out_of_time():
+                    stop, stopped = True, "max_seconds"
                 if stop:
                     break
         finally:
@@ -176,54 +187,24 @@ class Trainer:
         else:
             best_epoch = len(history)
         model.module.eval()
-        soup = None
-        if valid is not None and len(top) > 1:
-            soup = greedy_soup(model, valid, top)
-            best_metric = soup["valid_ndcg@10"]
         # Time to the best epoch: what early stopping "needed"; the rest is patience.
         per_epoch = elapsed / max(len(history), 1)
         return {
             "best_epoch": best_epoch,
             "epochs_run": len(history),
+            "stopped": stopped,
             "best_valid_ndcg@10": None if best_metric == -np.inf else float(best_metric),
             "train_seconds": elapsed,
             "seconds_to_best_epoch": per_epoch * best_epoch,
             "history": history,
-            **({"soup": soup} if soup is not None else {}),
         }
 
 
-def average_states(states: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
-    """The element-wise mean of floating-point entries; other entries (counters, masks) from the first state.
-
-    >>> average_states([{"w": torch.tensor([0.0, 2.0]), "n": torch.tensor(3)}, {"w": torch.tensor([1.0, 0.0]), "n": torch.tensor(5)}])
-    {'w': tensor([0.5000, 1.0000]), 'n': tensor(3)}
-    """
-    out = {}
-    for key, first in states[0].items():
-        out[key] = torch.stack([s[key] for s in states]).mean(0).to(first.dtype) if first.is_floating_point() else first
-    return out
-
-
-def greedy_soup(model: Trainable, valid: EvalSet, top: list[tuple[float, int, dict[str, torch.Tensor]]]) -> dict[str, Any]:
-    """Load the greedy average of ``top`` (``(valid, epoch, state)``, best first) into ``model``: each next
-    checkpoint joins if the average's valid NDCG@10 does not drop.  Returns the epochs used and that valid."""
-    members, best = [top[0]], top[0][0]
-    for cand in top[1:]:
-        model.module.load_state_dict(average_states([m[2] for m in [*members, cand]]))
-        model.module.eval()
-        with torch.no_grad():
-            metric = model.validate(valid)
-        if metric >= best:
-            members, best = [*members, cand], metric
-    model.module.load_state_dict(average_states([m[2] for m in members]))
-    model.module.eval()
-    return {"epochs": [m[1] for m in members], "valid_ndcg@10": float(best), "tried": len(top)}
-
-
 def _progress(enabled: bool) -> Any:
-    if not enabled:
+    """A live progress bar on a terminal; ``None`` when off or when stderr is not a terminal."""
+    if not enabled or not sys.stderr.isatty():
         return None
+    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     return Progress(
@@ -231,5 +212,6 @@ def _progress(enabled: bool) -> Any:
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
+        console=Console(stderr=True),
         transient=True,
     )

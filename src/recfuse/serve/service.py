@@ -1,0 +1,333 @@
+"""The service object: store, live state, engine, batcher and metrics; what the routes call.
+
+:class:`Service` is built once per process, in the app's lifespan
+(:func:`recfuse.serve.app.create_app`), and reached from a route through the
+:data:`ServiceDep` dependency.  Routes do HTTP (parsing, status codes, the
+JSON they answer); the service does the work that touches the model, the
+store or the live state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import os
+import sys
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
+
+from recfuse.bundle import Bundle
+from recfuse.serve.engine import Batcher, Engine, EngineError, Job, encode, load_engine, text_encoder
+from recfuse.serve.metrics import Metrics
+from recfuse.serve.schemas import EventIn, ItemIn, timestamp_problem
+from recfuse.serve.state import LiveState, Snapshot
+from recfuse.serve.store import DEFAULT_URL, Event, EventStore, ItemRecord
+
+log = logging.getLogger(__name__)
+
+Rejected = tuple[str | None, str]
+"""An event refused before it reached the store: its id (``None`` when unusable) and the reason."""
+
+
+@dataclass
+class ServeConfig:
+    """Everything ``recfuse serve`` can set.
+
+    ``admin_key`` / ``api_key`` default to ``RECFUSE_ADMIN_KEY`` /
+    ``RECFUSE_API_KEY`` from the environment.
+
+    Examples
+    --------
+    >>> ServeConfig(Path("models/ml-100k-fusion"), db="sqlite:///events.db").max_batch
+    64
+    """
+
+    model_dir: Path
+    db: str = DEFAULT_URL
+    table_prefix: str = ""
+    admin_key: str | None = None
+    api_key: str | None = None
+    preload_text: bool = True
+    threads: int | None = None  # torch threads; None leaves torch's setting alone
+    max_batch: int = 64
+    max_wait_ms: float = 0.0
+    seed: bool = True
+    switch_interval_ms: float = 5.0
+    user_cache: int = 100_000  # user vectors kept between requests (0: none)
+
+    def __post_init__(self) -> None:
+        self.admin_key = self.admin_key if self.admin_key is not None else (os.environ.get("RECFUSE_ADMIN_KEY") or None)
+        self.api_key = self.api_key if self.api_key is not None else (os.environ.get("RECFUSE_API_KEY") or None)
+
+
+class Service:
+    """Store + live state + engine + batcher; what the routes talk to.
+
+    Building one migrates the store, loads the model directory, seeds an empty
+    store with the model's training log and loads every user's history into
+    memory; :meth:`close` releases the batcher and the database.
+
+    Parameters
+    ----------
+    config
+        What to load and how to serve it.
+
+    Examples
+    --------
+    >>> service = Service(ServeConfig(Path("models/ml-100k-fusion"), db="sqlite://"))  # doctest: +SKIP
+    >>> service.engine.version  # doctest: +SKIP
+    1
+    """
+
+    def __init__(self, config: ServeConfig) -> None:
+        import torch
+
+        self.config = config
+        self.metrics = Metrics()
+        if config.threads is not None:
+            torch.set_num_threads(max(1, config.threads))
+        # The batcher thread and the HTTP event loop share one interpreter; the GIL switch interval
+        # decides how long one may hold it while the other waits.
+        sys.setswitchinterval(config.switch_interval_ms / 1000)
+        self.store = EventStore(config.db, config.table_prefix)
+        self.schema_version = self.store.migrate()
+        self.engine = load_engine(config.model_dir, version=1, cache_size=config.user_cache,
+                                  erased=self.store.erased_users())
+        if config.seed:
+            self.store.seed(_seed_events(self.engine.bundle), source=str(config.model_dir))
+        self._replay_items(self.engine)
+        self.state = LiveState()
+        erased = self.store.erased_users()
+        for chunk in self.store.iter_events(with_received=True):
+            # An event received before its user's erasure (a write that raced the DELETE) stays out.
+            self.state.add((u, i, ts, r) for u, i, ts, r, _, at in chunk if not (u in erased and at <= erased[u]))
+        self.batcher = Batcher(config.max_batch, config.max_wait_ms / 1000)
+        self._reload_lock = threading.Lock()
+        self._writes = SharedLock()  # ingests share it; an erasure takes it alone
+        m = self.metrics
+        m.gauges["recfuse_events_in_memory"] = lambda: self.state.n_events
+        m.gauges["recfuse_users"] = lambda: self.state.n_users
+        m.gauges["recfuse_items"] = lambda: self.engine.n_items
+        m.gauges["recfuse_model_version"] = lambda: self.engine.version
+        m.gauges["recfuse_model_batches"] = lambda: self.batcher.batches
+        m.gauges["recfuse_model_batched_requests"] = lambda: self.batcher.jobs
+        m.gauges["recfuse_user_cache_hits"] = lambda: self.engine.cache_hits
+        m.gauges["recfuse_user_cache_misses"] = lambda: self.engine.cache_misses
+        if config.preload_text and self.engine.text_vectors is not None:
+            threading.Thread(target=text_encoder, name="recfuse-text-preload", daemon=True).start()
+
+    def _replay_items(self, engine: Engine) -> None:
+        """Give ``engine`` the items stored through the API (a fresh or reloaded model lacks them)."""
+        records = [r for r in self.store.load_items() if r.vector is not None]
+        if records and engine.can_add:
+            engine.add_items(records)
+
+    def close(self) -> None:
+        """Stop the batcher and release the database."""
+        self.batcher.close()
+        self.store.close()
+
+    # ---------------------------------------------------------------- model
+    def reload(self, model_dir: str | None) -> Engine:
+        """Load ``model_dir`` (default: the loaded one, re-read) and swap it in; returns the new engine.
+
+        Raises
+        ------
+        recfuse.serve.engine.ModelLoadError
+            The directory cannot be served; the loaded model goes on serving.
+        """
+        path = Path(model_dir) if model_dir else Path(self.engine.path)
+        with self._reload_lock:
+            engine = load_engine(path, version=self.engine.version + 1, cache_size=self.config.user_cache,
+                                 erased=self.store.erased_users())
+            self._replay_items(engine)
+            self.engine = engine  # one reference swap: in-flight jobs finish on the engine they started with
+        self.metrics.inc("recfuse_model_reloads_total")
+        return engine
+
+    async def rank(self, engine: Engine, hist: Snapshot, k: int, exclude: bool, explain: bool,
+                   now: float | None, user: str | None = None) -> dict[str, Any]:
+        """Top ``k`` for one history on ``engine``: from the user cache, else through the batcher.
+
+        Returns the engine's answer: ``items`` and ``scores`` (best first), ``gate``, and
+        ``explanations`` when ``explain``.
+        """
+        job = Job(hist, k, exclude, explain, now, engine, user)
+        hit = engine.try_cached(job)  # a known user with nothing new: answered here, no thread hand-off
+        if hit is not None:
+            return hit
+        return await asyncio.wrap_future(self.batcher.submit(job))
+
+    # ---------------------------------------------------------------- writes
+    def ingest(self, events: Sequence[EventIn | Rejected], now: float | None = None) -> dict[str, Any]:
+        """Store ``events`` durably, add the new ones to the live state; the ``POST /v1/events`` answer.
+
+        Blocking (the store's commit): call it from a worker thread.  Entries
+        that are :data:`Rejected` already, events outside the timestamp window
+        (:func:`~recfuse.serve.schemas.timestamp_problem`, at server time
+        ``now``) and events naming an item the engine does not know are
+        rejected; the others are committed in one transaction before this
+        returns.  Each event's status is ``stored``, ``duplicate`` (its id was
+        stored before, or earlier in this batch) or ``rejected`` with a reason.
+        """
+        now = time.time() if now is None else now
+        engine = self.engine
+        results: list[dict[str, Any]] = []
+        accepted: list[Event] = []
+        for ev in events:
+            if isinstance(ev, tuple):
+                results.append({"event_id": ev[0], "status": "rejected", "reason": ev[1]})
+            elif (problem := timestamp_problem(ev.timestamp, now)) is not None:
+                results.append({"event_id": ev.event_id, "status": "rejected", "reason": problem})
+            elif ev.item_id not in engine.items:
+                results.append({"event_id": ev.event_id, "status": "rejected",
+                                "reason": f"unknown item_id {ev.item_id!r} (add it first with POST /v1/items)"})
+            else:
+                accepted.append(Event(ev.event_id, ev.user_id, ev.item_id, ev.timestamp, ev.type, ev.rating))
+                results.append({"event_id": ev.event_id, "status": None})
+        with self._writes.shared():  # an erasure waits for this batch to be in the store and the live state
+            added = self.store.add_events(accepted)  # committed when this returns
+            stored = set(added.stored)
+            fresh = set(stored)
+            first: list[tuple[str, str, float, float | None]] = []
+            for a in accepted:  # the first copy of each newly stored id (a batch may repeat one)
+                if a.event_id in fresh:
+                    fresh.discard(a.event_id)
+                    first.append((a.user_id, a.item_id, a.timestamp, a.rating))
+            self.state.add(first)
+        n_stored = n_dup = 0
+        for r in results:
+            if r["status"] is None:
+                if r["event_id"] in stored:
+                    r["status"] = "stored"
+                    stored.discard(r["event_id"])  # a second copy in the same batch is a duplicate
+                    n_stored += 1
+                else:
+                    r["status"] = "duplicate"
+                    n_dup += 1
+        n_rej = len(results) - n_stored - n_dup
+        self.metrics.inc("recfuse_events_stored_total", n_stored)
+        self.metrics.inc("recfuse_events_duplicate_total", n_dup)
+        self.metrics.inc("recfuse_events_rejected_total", n_rej)
+        return {"stored": n_stored, "duplicates": n_dup, "rejected": n_rej, "results": results}
+
+    # ---------------------------------------------------------------- privacy
+    def user_events(self, user_id: str) -> list[dict[str, Any]]:
+        """Everything the store holds about ``user_id``: their events, oldest first (blocking)."""
+        return self.store.user_events(user_id)
+
+    def erase_user(self, user_id: str) -> int:
+        """Erase ``user_id``: their events leave the store (one transaction, the erasure recorded with
+        it), the live state, the engine's cached vectors and its map to their learned vector.
+
+        Blocking: call it from a worker thread.  Returns how many stored events were deleted.  The
+        log records that an erasure happened and its size, never whose.
+        """
+        with self._reload_lock, self._writes.exclusive():
+            n_db = self.store.erase_user(user_id)
+            n_mem = self.state.remove(user_id)
+            self.engine.forget(user_id, self.state.stamp)
+        self.metrics.inc("recfuse_users_erased_total")
+        log.info("erased one user's data: %d stored events, %d in memory", n_db, n_mem)
+        return n_db
+
+    async def add_items(self, items: Sequence[ItemIn]) -> tuple[list[str], list[str]]:
+        """Encode ``items``' text, store them, then add or update them in the engine.
+
+        Returns ``(added, updated)`` external ids.  Stored before the engine
+        sees them, so a restart or reload keeps them.
+
+        Raises
+        ------
+        EngineError
+            The loaded model cannot take new items.
+        """
+        engine = self.engine
+        if not engine.can_add:
+            raise EngineError(f"model {engine.model.name!r} cannot take new items (needs a fusion model trained with text)")
+        items = list({it.item_id: it for it in items}.values())  # a repeated id: the last copy wins
+        vectors = await run_in_threadpool(encode, [it.text for it in items])
+        records = [ItemRecord(it.item_id, it.text, it.title, it.genres, v) for it, v in zip(items, vectors, strict=True)]
+        await run_in_threadpool(self.store.upsert_items, records)  # durable first
+        added, updated = await run_in_threadpool(self.engine.add_items, records)  # the engine serving now
+        self.metrics.inc("recfuse_items_added_total", len(records))
+        return added, updated
+
+
+def _seed_events(bundle: Bundle) -> Iterator[Event]:
+    """The model's training log as store events, with deterministic ids ``seed-<row>``."""
+    ev = bundle.events
+    has_rating = "rating" in ev.columns
+    cols = [ev["user_id"].to_list(), ev["item_id"].to_list(), ev["timestamp"].to_list()]
+    ratings = ev["rating"].to_list() if has_rating else [None] * ev.height
+    for n, (u, i, t, r) in enumerate(zip(*cols, ratings, strict=True)):
+        ok = r is not None and not (isinstance(r, float) and math.isnan(r))
+        yield Event(f"seed-{n}", str(u), str(i), float(t), "rating" if ok else "view", float(r) if ok else None)
+
+
+class SharedLock:
+    """A lock with a shared side (many holders at once) and an exclusive side (one, alone).
+
+    An exclusive waiter goes first: shared holders arriving after it wait.
+
+    Examples
+    --------
+    >>> lock = SharedLock()
+    >>> with lock.shared(), lock.shared():
+    ...     pass
+    >>> with lock.exclusive():
+    ...     pass
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._shared = 0
+        self._exclusive = False
+        self._waiting = 0
+
+    @contextmanager
+    def shared(self) -> Iterator[None]:
+        with self._cond:
+            while self._exclusive or self._waiting:
+                self._cond.wait()
+            self._shared += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._shared -= 1
+                self._cond.notify_all()
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        with self._cond:
+            self._waiting += 1
+            while self._exclusive or self._shared:
+                self._cond.wait()
+            self._waiting -= 1
+            self._exclusive = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._exclusive = False
+                self._cond.notify_all()
+
+
+# async: FastAPI runs a plain `def` dependency in its thread pool, a hop that costs more than the lookup.
+async def get_service(request: Request) -> Service:
+    """The running service of the app that received ``request`` (built in the app's lifespan)."""
+    return request.app.state.service  # type: ignore[no-any-return]
+
+
+ServiceDep = Annotated[Service, Depends(get_service)]
+"""Route parameter type that receives the running :class:`Service`."""
