@@ -224,7 +224,7 @@ def test_cli_encode_and_similar(
     from recfuse.text import cli
 
     monkeypatch.setenv("RECFUSE_DATA_DIR", str(tmp_path))
-    monkeypatch.setattr(cli, "_load", lambda name: movies)
+    monkeypatch.setattr(cli, "_load", lambda spec: movies)  # the real dataset options, a fixed log
     monkeypatch.setattr(cli, "TextEncoder", lambda *a, **kw: encoder)
     runner = CliRunner()
     result = runner.invoke(cli.app, ["encode", "--dataset", "tiny", "--no-progress"])

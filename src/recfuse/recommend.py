@@ -149,7 +149,7 @@ def _items(text: str | None) -> list[str]:
     return [t.strip() for t in (text or "").split(",") if t.strip()]
 
 
-@dataset_options(required=False)
+@dataset_options(required=False, mapping=False)
 def recommend(
     spec: DatasetSpec | None = None,
     model_dir: Annotated[Path | None, typer.Option("--model", help="Model directory from `recfuse train` or `benchmark --save-models` (default with --dataset: models/<dataset>-fusion, trained if missing).")] = None,
@@ -192,7 +192,7 @@ def recommend(
     console.print(table)
 
 
-@dataset_options(required=False)
+@dataset_options(required=False, mapping=False)
 def explain(
     user: Annotated[str, typer.Option("--user", "-u", help="External user id, as in the dataset (e.g. 196).")],
     spec: DatasetSpec | None = None,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import typing
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
@@ -35,10 +36,9 @@ MAPPING_OPTIONS = (
     ("item_id", "--item-id", "The catalogue's item id column (default: the log's --item name)."),
     ("text_columns", "--text-columns", "Comma-separated catalogue columns that make up the item text (default: all)."),
 )
-NAMES = ("dataset", *(m[0] for m in MAPPING_OPTIONS), "drop_duplicates")
 
 
-def _parameters(required: bool, argument: bool) -> list[inspect.Parameter]:
+def _parameters(required: bool, argument: bool, mapping: bool) -> list[inspect.Parameter]:
     kw = inspect.Parameter.KEYWORD_ONLY
     if argument:
         source = typer.Argument(help=f"{_HELP}.") if required else typer.Argument(None, help=f"{_HELP}.")
@@ -47,10 +47,11 @@ def _parameters(required: bool, argument: bool) -> list[inspect.Parameter]:
         source = typer.Option("--dataset", "-d", help=f"{_HELP}{hint} A recfuse.toml beside it can hold the mapping.")
     params = [inspect.Parameter("dataset", kw, default=... if required else None,
                                 annotation=Annotated[str if required else str | None, source])]
-    for name, flag, text in MAPPING_OPTIONS:
+    for name, flag, text in MAPPING_OPTIONS if mapping else ():
         params.append(inspect.Parameter(name, kw, default=None, annotation=Annotated[str | None, typer.Option(flag, help=text)]))
-    params.append(inspect.Parameter("drop_duplicates", kw, default=False, annotation=Annotated[
-        bool, typer.Option("--drop-duplicates", help="Drop repeated (user, item, time) rows (they are counted).")]))
+    if mapping:
+        params.append(inspect.Parameter("drop_duplicates", kw, default=False, annotation=Annotated[
+            bool, typer.Option("--drop-duplicates", help="Drop repeated (user, item, time) rows (they are counted).")]))
     if required:  # Typer passes ``...`` through as "required"; give it a real default-less parameter
         params[0] = params[0].replace(default=inspect.Parameter.empty)
     return params
@@ -68,25 +69,27 @@ def spec_of(values: dict[str, Any]) -> DatasetSpec | None:
     )
 
 
-def dataset_options(required: bool = True, argument: bool = False) -> Callable[[F], F]:
+def dataset_options(required: bool = True, argument: bool = False, mapping: bool = True) -> Callable[[F], F]:
     """Decorate a command taking ``spec: DatasetSpec`` (or ``DatasetSpec | None`` with ``required=False``)
-    so that it takes the shared dataset options instead; ``argument``: the dataset is positional."""
+    so that it takes the shared dataset options instead; ``argument``: the dataset is positional;
+    ``mapping=False``: ``--dataset`` alone, its column mapping from a ``recfuse.toml`` beside the data (for
+    commands whose own ``--user`` names a user, not a column)."""
 
     def wrap(func: F) -> F:
         sig = inspect.signature(func)
-        own = [p for p in sig.parameters.values() if p.name != "spec"]
-        added = _parameters(required, argument)
+        hints = typing.get_type_hints(func, include_extras=True)  # string annotations resolved in func's module
+        own = [p.replace(annotation=hints.get(p.name, p.annotation)) for p in sig.parameters.values() if p.name != "spec"]
+        added = _parameters(required, argument, mapping)
 
         @functools.wraps(func)
         def command(**kwargs: Any) -> Any:
-            values = {name: kwargs.pop(name, None) for name in NAMES}
+            values = {p.name: kwargs.pop(p.name, None) for p in added}
             return func(**kwargs, spec=spec_of(values))
 
         ordered = sorted(own + added, key=lambda p: p.default is not inspect.Parameter.empty)
         command.__signature__ = sig.replace(  # type: ignore[attr-defined]
             parameters=[p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in ordered])
-        command.__annotations__ = {**{p.name: p.annotation for p in added},
-                                   **{k: v for k, v in getattr(func, "__annotations__", {}).items() if k != "spec"}}
+        command.__annotations__ = {p.name: p.annotation for p in [*own, *added]}
         del command.__wrapped__  # Typer must read the new signature, not the function's own
         return command  # type: ignore[return-value]
 

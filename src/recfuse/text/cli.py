@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from recfuse.data.dataset import DataError
+from recfuse.data.dataset import DataError, Interactions
 from recfuse.data.options import dataset_options
 from recfuse.data.spec import DatasetSpec
 from recfuse.text.build import TextError
@@ -75,6 +75,10 @@ def _summary(stats: EncodeStats, encoder: TextEncoder) -> str:
     )
 
 
+def _load(spec: DatasetSpec) -> Interactions:
+    return spec.load()
+
+
 @app.command("encode")
 @dataset_options()
 def encode_command(
@@ -87,7 +91,7 @@ def encode_command(
 ) -> None:
     """Encode every item's text into the embedding cache and print what it took."""
     with _user_errors():
-        data = spec.load()
+        data = _load(spec)
         encoder = TextEncoder(model, device=device, batch_size=batch_size, progress=progress)
         _, stats = encode_items(data, encoder, template)
     _out.print(_summary(stats, encoder), highlight=False, soft_wrap=True)
@@ -107,7 +111,7 @@ def similar_command(
 ) -> None:
     """Items whose text is nearest to QUERY (cosine), encoded with the same model."""
     with _user_errors():
-        data = spec.load()
+        data = _load(spec)
         encoder = TextEncoder(model, device=device, batch_size=batch_size, progress=True)
         vectors, stats = encode_items(data, encoder, template)
         q = encoder.encode([query], progress=False)[0]

@@ -44,6 +44,7 @@ def train(
     set_: Annotated[list[str] | None, typer.Option("--set", help="Model hyperparameter PARAM=VALUE (repeatable).")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    tune: Annotated[bool, typer.Option("--tune/--no-tune", help="Grid-search the model's hyperparameters on valid first, as `recfuse benchmark` does (models with a grid: als, bpr, itemknn); --set values stay fixed.")] = True,
     from_db: Annotated[str | None, typer.Option("--from-db", help="Train on the events `recfuse serve` stored at this URL (sqlite:///FILE or postgresql+psycopg://...) instead of --dataset; new users and items included. Needs --warm-start or --items-from for the catalogue.")] = None,
     table_prefix: Annotated[str, typer.Option("--table-prefix", help="With --from-db: the store's table prefix (as given to `recfuse serve`).")] = "",
     warm_start: Annotated[Path | None, typer.Option("--warm-start", help="Model directory to start from: its weights where they fit (item rows matched by id), its hyperparameters (--set overrides) and its catalogue.")] = None,
@@ -115,21 +116,35 @@ def train(
         if not isinstance(fresh, SequentialRecommender):
             raise typer.BadParameter(f"{model} has no weights to start from; drop --warm-start", param_hint="--warm-start")
         fresh.warm_start = start_from(base)
-    from recfuse.evaluate.runner import split_item_text
+    from recfuse.evaluate.runner import GRIDS, split_item_text, tune_model
 
+    k = min(10, parts.train.n_items)
+    grid = {name: values for name, values in GRIDS.get(model, {}).items() if name not in params}
+    tuning = None
+    if tune and grid and warm_start is None:
+        chosen, tuning = tune_model(model, parts, (k,), True, {kk: v for kk, v in params.items() if kk != "seed"},
+                                    quiet=True, seed=seed)
+        console.print(f"{model}: picked on valid NDCG@{k} from {grid}: "
+                      + ", ".join(f"{name}={chosen[name]}" for name in grid))
+        fresh = cls(**{**params, **chosen})
+    elif grid:
+        console.print(f"{model}: fixed hyperparameters (no tuning): "
+                      + ", ".join(f"{name}={getattr(fresh.config, name)}" for name in grid))
     text = split_item_text(parts)
     fitted = fresh.fit(parts.train, parts.valid, item_text=text)
-    test = evaluate(fitted, parts.test, parts.train).mean()
-    meta = {"split": split, "seed": seed, "test": {k: round(float(v), 6) for k, v in test.items() if "@10" in k}}
+    test = evaluate(fitted, parts.test, parts.train, ks=(k,)).mean()
+    meta = {"split": split, "seed": seed, "test": {m: round(float(v), 6) for m, v in test.items()},
+            **({"tuning": tuning} if tuning is not None else {})}
     if from_db is not None:
         meta["from_db"] = from_db
     if warm_start is not None:
         meta["warm_start"] = str(warm_start)
     path = Bundle.from_fit(fitted, data, meta, text_vectors=text).save(out)
-    console.print(
-        f"{model} on {data.name} ({split}): test NDCG@10 {test['ndcg@10']:.4f}, HR@10 {test['hit@10']:.4f}; "
-        f"best epoch {fitted.fit_info.get('best_epoch')}"
-    )
+    info = fitted.fit_info
+    fit = (f"best epoch {info['best_epoch']} of {info['epochs_run']} (stopped: {info.get('stopped')})"
+           if "best_epoch" in info else "no epochs (fitted in one pass)")
+    console.print(f"{model} on {data.name} ({split}): test NDCG@{k} {test[f'ndcg@{k}']:.4f}, "
+                  f"HR@{k} {test[f'hit@{k}']:.4f}; {fit}")
     Console().print(f"Wrote model directory {path}")
 
 
