@@ -238,3 +238,18 @@ def test_cli_report_and_check(bench: Path, tmp_path: Path) -> None:
 def test_markdown_names_the_seeds(results: dict[str, Any]) -> None:
     assert "seeds 10-14" in markdown({**results, "seeds": [10, 11, 12, 13, 14]})
     assert "2 seed(s)" in markdown(results)
+
+
+def test_a_narrow_terminal_gets_fewer_columns_and_whole_numbers(results: dict[str, Any]) -> None:
+    """An 80-column terminal cut every cell to '0.…'; now columns are left out and the numbers stay whole."""
+    console = Console(record=True, width=50)
+    print_leaderboard(results, console)
+    text = console.export_text()
+    assert "…" not in text and "columns left out for this terminal's width" in " ".join(text.split())
+    assert "0.1" in text  # a whole NDCG@10 figure
+
+
+def test_one_seed_is_said_to_be_one_seed(results: dict[str, Any]) -> None:
+    console = Console(record=True, width=250)
+    print_leaderboard({**results, "seeds": [0]}, console)
+    assert "one seed (0): a preview" in console.export_text()

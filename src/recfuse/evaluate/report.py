@@ -282,7 +282,10 @@ def print_leaderboard(results: dict[str, Any], console: Console | None = None) -
     and warm slices.
     """
     console = console or Console()
-    print_table(console, f"{results['dataset']} — {results['protocol']['split']}", *leaderboard(results))
+    seeds = results.get("seeds") or []
+    caption = (f"one seed ({seeds[0]}): a preview; the seeds move NDCG@10 by a few percent, "
+               "so compare models over several (--seeds 10-14, recfuse compare)") if len(seeds) == 1 else None
+    print_table(console, f"{results['dataset']} — {results['protocol']['split']}", *leaderboard(results), caption=caption)
     cold = cold_table(results)
     if cold is not None:
         print_table(console, f"{results['dataset']} — cold-start items (test)", *cold, caption=cold_summary(results))
@@ -291,17 +294,35 @@ def print_leaderboard(results: dict[str, Any], console: Console | None = None) -
 def print_table(
     console: Console, title: str, headers: list[str], rows: list[list[str]], caption: str | None = None
 ) -> None:
-    """A Rich table, first column (and :data:`TEXT_COLUMNS`) left-aligned, numbers right-aligned."""
-    table = Table(title=title, title_justify="left", caption=caption, caption_justify="left")
-    for i, h in enumerate(headers):
-        table.add_column(h, justify="left" if i == 0 or h in TEXT_COLUMNS else "right", no_wrap=True)
-    for r in rows:
-        table.add_row(*r)
+    """A Rich table, first column (and :data:`TEXT_COLUMNS`) left-aligned, numbers right-aligned.
+
+    Numbers are never cut: on a terminal too narrow for every column the rightmost columns are left out
+    (the caption says how many; ``results.md`` has them all), and piped output is printed at the table's
+    natural width.
+    """
+
+    def build(n: int) -> Table:
+        table = Table(title=title, title_justify="left", caption=caption, caption_justify="left")
+        for i, h in enumerate(headers[:n]):
+            table.add_column(h, justify="left" if i == 0 or h in TEXT_COLUMNS else "right", no_wrap=True)
+        for r in rows:
+            table.add_row(*r[:n])
+        return table
+
+    width = lambda t: console.measure(t, options=console.options.update_width(1000)).maximum
+    table = build(len(headers))
     if not console.is_terminal and not console.record:
         # Piped output (CI logs, files) has no real width and Rich would truncate every cell to fit 80
         # columns; print at the table's natural width to the same file instead.
-        natural = console.measure(table, options=console.options.update_width(1000)).maximum
-        console = Console(file=console.file, width=max(console.width, natural), no_color=console.no_color)
+        console = Console(file=console.file, width=max(console.width, width(table)), no_color=console.no_color)
+    else:
+        n = len(headers)
+        while n > 2 and width(table) > console.width:
+            n -= 1
+            table = build(n)
+        if n < len(headers):
+            note = f"{len(headers) - n} columns left out for this terminal's width: results.md has every column"
+            table.caption = f"{caption}\n{note}" if caption else note
     console.print(table)
 
 
