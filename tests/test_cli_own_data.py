@@ -74,8 +74,9 @@ def test_own_data_end_to_end(shop: Path, cli: CliRunner, tmp_path: Path) -> None
 
     small = ["--set", "sasrec.epochs=2", "--set", "fusion.epochs=2", "--set", "als.epochs=2"]
     out = tmp_path / "bench"
-    _ok(cli, "benchmark", "--dataset", log, *data, "--models", "pop,als,sasrec,fusion", "--seeds", "1",
-        "--no-tune", *small, "--out", str(out), "-q")
+    printed = _ok(cli, "benchmark", "--dataset", log, *data, "--models", "pop,als,sasrec,fusion", "--seeds", "1",
+                  "--no-tune", *small, "--reference", "sasrec", "--out", str(out), "-q")
+    assert "every model against sasrec (--reference)" in " ".join(printed.split())
     results = json.loads((out / "results.json").read_text())
     assert set(results["models"]) == {"pop", "als", "sasrec", "fusion"}
 

@@ -174,6 +174,10 @@ def benchmark(
     )
     paths = write_report(results, out_dir)
     print_leaderboard(results, stdout)
+    ref = results.get("reference")
+    if ref is not None and len(names) > 1:
+        how = "--reference" if reference is not None else "the best model on mean valid NDCG@10; --reference picks another"
+        stdout.print(f"Paired tests (Wilcoxon over users): every model against {ref} ({how}).")
     _print_written(stdout, paths)
 
 
