@@ -70,6 +70,7 @@ RULES = [  # (layer, layers it must never reach)
     ("recfuse.models", ("recfuse.evaluate", "recfuse.serve")),
     ("recfuse.train", ("recfuse.serve",)),
     ("recfuse.evaluate", ("recfuse.serve",)),
+    ("recfuse.llm", ("recfuse.evaluate", "recfuse.serve")),
 ]
 
 

@@ -152,6 +152,9 @@ def test_live_events_shift_recommendations_and_raise_the_gate(api: Api) -> None:
         why = {b["item_id"] for it in after["items"] for b in it["explanation"]["because"]}
         assert why & set(items)
         assert all(it["explanation"]["dimension"] in ("content", "rating", "recency") for it in after["items"])
+        # asked as if the user came back a month later, the same history is scored with a month's gap
+        later = api.recs(user, at=now + 30 * 86400)
+        assert later["history_length"] == after["history_length"] and later["gate"] != after["gate"]
 
 
 # ------------------------------------------------------------------ acceptance 6: new item by text
@@ -182,9 +185,12 @@ def test_new_item_by_text_is_similar_and_recommended_without_retraining(api: Api
 
 # ------------------------------------------------------------------ anonymous, similar
 def test_anonymous_session_and_free_text_query(api: Api) -> None:
-    q = api.http.post("/v1/recommendations", json={"query": "scary ghosts in a haunted house", "k": 5}).json()
+    q = api.http.post("/v1/recommendations", json={"query": "scary ghosts in a haunted house", "k": 5,
+                                                   "explain": True}).json()
     assert all(it["genres"] == "Horror" for it in q["items"]), q
     assert q["items"][0]["explanation"]["query_similarity"] > 0
+    plain = api.http.post("/v1/recommendations", json={"query": "scary ghosts in a haunted house", "k": 5}).json()
+    assert "explanation" not in plain["items"][0] or plain["items"][0]["explanation"] is None  # off unless asked
     s = api.http.post("/v1/recommendations", json={"recent_items": ["w1", "w2", "w3", "nope"], "k": 10}).json()
     assert s["unknown_items"] == ["nope"] and share(s, "Western") >= 0.6 and s["gate"] is not None
     both = api.http.post("/v1/recommendations", json={"recent_items": ["w1", "w2"], "query": "love and romance", "k": 10})

@@ -58,3 +58,16 @@ def test_admin_routes_are_off_without_an_admin_key(guarded: tuple[httpx.Client, 
     assert store.load_items() == []
     assert http.get("/v1/items/off-1/similar", headers=KEY).status_code == 404
     assert http.get("/health").json()["model"]["version"] == 1
+
+
+def test_keys_are_checked_before_the_body_is_read(guarded: tuple[httpx.Client, EventStore]) -> None:
+    """Issue 27, defect 8: an unauthenticated body that is not even UTF-8 gets 401 (403 with a wrong key),
+    not the 4xx its parsing would give."""
+    http, _ = guarded
+    junk = {"content": b"\xff\xfe\x00 not json", "headers": {"content-type": "application/json"}}
+    for path in ("/v1/events", "/v1/recommendations"):
+        assert http.post(path, **junk).status_code == 401, path  # type: ignore[arg-type]
+        assert http.post(path, content=junk["content"], headers={**junk["headers"], "X-API-Key": "nope"}).status_code == 403  # type: ignore[dict-item]
+        assert http.post(path, content=junk["content"], headers={**junk["headers"], **KEY}).status_code == 422  # type: ignore[dict-item]
+    assert http.get("/v1/users/u1/events").status_code == 401
+    assert http.get("/v1/users/u1/events", headers=KEY).status_code == 200

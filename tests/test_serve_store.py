@@ -165,7 +165,7 @@ def test_try_cached_answers_a_repeat_like_the_batcher_and_never_waits_for_the_en
     assert not set(hit["items"]) & set(snap.items.tolist())  # seen items still left out
     assert (engine.cache_hits, engine.cache_misses) == (1, 1)
     assert engine.try_cached(job(explain=True)) is None  # explanations need the backward pass
-    # While another thread holds the engine (a batch, an item update), the fast path steps aside.
+    # While another thread holds the engine alone (an item update, an erasure), the fast path steps aside.
     held, release = threading.Event(), threading.Event()
 
     def hold() -> None:
@@ -236,3 +236,30 @@ def queries_of(snaps: list, now: float, users: list[int] | None = None) -> Queri
         items=np.concatenate([s.items for s in snaps]), timestamps=np.concatenate([s.timestamps for s in snaps]),
         ratings=np.concatenate([s.ratings for s in snaps]), time=np.full(len(snaps), now),
     )
+
+
+def test_cache_hits_do_not_wait_for_a_batch_in_flight(genre_model: Path) -> None:
+    """Issue 27, defect 7: a forward pass held the engine's lock, so every cache hit meanwhile queued
+    behind it for the batcher.  Scoring now shares the engine; only changing it takes it alone."""
+    import threading
+
+    bundle, engine, state = _engine_and_state(genre_model)
+    now = float(bundle.events["timestamp"].max()) + 3600
+    snap = state.snapshot("u2", engine.items, engine.token)
+    assert snap is not None
+    engine.run([Job(snap, 10, True, False, now, engine, "u2")])  # cached now
+    in_batch, release = threading.Event(), threading.Event()
+
+    def batch() -> None:
+        with engine.lock.shared():  # what Engine.run holds while it scores
+            in_batch.set()
+            release.wait(10)
+
+    t = threading.Thread(target=batch)
+    t.start()
+    in_batch.wait(10)
+    try:
+        assert engine.try_cached(Job(snap, 10, True, False, now, engine, "u2")) is not None
+    finally:
+        release.set()
+        t.join()

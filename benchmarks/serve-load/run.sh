@@ -15,3 +15,16 @@ for run in 1 2; do
   "$PY" benchmarks/serve-load/serve_load.py --model "$MODEL" --seconds 10 --user-cache 0 \
     --out "benchmarks/serve-load/results/nocache-$run"
 done
+
+# Tail latency, read-only and with 4 writers posting events, at 1/16/64 connections: the tree at BEFORE_REF
+# ("before", default d4b50f9: the service before issue 27) against the working tree ("after"), in one run
+# on one machine.  Readers: wrk (Debian's package), writers: an asyncio client; the model is a fusion fit on
+# the genre log of recfuse.serve.testing sized like ml-100k (943 users, 1,680 items; about a minute to fit
+# once).  Writes benchmarks/serve-load/results.{json,md}.  About 5 minutes.
+command -v wrk >/dev/null || echo "wrk not found (apt-get install wrk): the asyncio reader stands in"
+BEFORE_REF=${BEFORE_REF:-d4b50f9}
+BEFORE=$(mktemp -d)
+git archive "$BEFORE_REF" src | tar -x -C "$BEFORE"
+"$PY" benchmarks/serve-load/mixed_load.py --fit-model models/serve-load-genre --before "$BEFORE" \
+  --seconds 10 --out benchmarks/serve-load
+rm -rf "$BEFORE"

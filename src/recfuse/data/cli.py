@@ -1,4 +1,4 @@
-"""``recfuse data``: get, list and describe datasets.
+"""``recfuse data``: get, list and describe datasets; write a synthetic one.
 
 Bad input (unknown name, malformed file, failed download) prints the
 :class:`DataError` message and exits with code 2, without a traceback.
@@ -95,6 +95,22 @@ def describe_command(
         typer.echo(json.dumps(summary, indent=2))
     else:
         _out.print(describe_table(summary))
+
+
+@app.command("synth")
+def synth_command(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write (events/part-*.parquet, items.parquet, users.parquet).")],
+    users: Annotated[int, typer.Option("--users", help="Number of users.")] = 1000,
+    items: Annotated[int, typer.Option("--items", help="Catalogue size.")] = 500,
+    events: Annotated[int, typer.Option("--events", help="Total events (at least 3 per user).")] = 20_000,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of every draw.")] = 0,
+) -> None:
+    """Write a structured synthetic log (power-law items in clusters, user tastes, drifting sessions) as Parquet."""
+    from recfuse.data.synth import SynthConfig, synthesize
+
+    with _user_errors():
+        path = synthesize(out, SynthConfig(users=users, items=items, events=events, seed=seed))
+    typer.echo(str(path))
 
 
 __all__ = ["app"]

@@ -901,24 +901,46 @@ def read_log(
     frame = _canonical(
         table, user=user, item=item, timestamp=timestamp, rating=rating, event_type=event_type, allow_empty_rating=True
     )
-    items = None
-    if items_path is not None:
-        ipath = Path(items_path)
-        key = item_id or item
-        if ipath.suffix.lower() in _PARQUET:
-            try:
-                have = pl.scan_parquet(_require_file(ipath)).collect_schema().names()
-            except pl.exceptions.PolarsError as err:
-                raise DataError(f"{ipath}: cannot read Parquet: {str(err).strip().splitlines()[0]}") from None
-        else:
-            have = _read_header(ipath, _sep_for(ipath, sep), '"')
-        _missing_columns(ipath, [key], have)
-        t = _read_any(ipath, [key, *[c for c in have if c != key]], sep)
-        _drop_blank_rows(t)
-        _require_values(t, key)
-        items = t.frame.drop("_row").rename({key: Columns.ITEM})
-        items = items.with_columns(pl.col(Columns.ITEM).cast(pl.String).str.strip_chars())
+    items = None if items_path is None else read_catalogue(items_path, item_id or item, sep)
     return _build(table, frame, name=name or path.stem, drop_duplicates=drop_duplicates, item_features=items)
+
+
+def read_catalogue(path: str | Path, item_id: str = Columns.ITEM, sep: str | None = None) -> pl.DataFrame:
+    """Read an item catalogue (CSV / TSV / Parquet): the id column first, renamed ``item_id``, then every other column.
+
+    Use it for the ``--items FILE`` of any dataset; :func:`read_log` reads its catalogue with it.
+
+    Parameters
+    ----------
+    path
+        The catalogue file.
+    item_id
+        Name of its item id column.
+    sep
+        Field separator of a text file (default: by file extension).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> f = pathlib.Path(tempfile.mkdtemp()) / "items.csv"
+    >>> _ = f.write_text("title,sku\\nMatcha,tea-4\\n")
+    >>> read_catalogue(f, "sku").columns
+    ['item_id', 'title']
+    """
+    ipath = Path(path)
+    if ipath.suffix.lower() in _PARQUET:
+        try:
+            have = pl.scan_parquet(_require_file(ipath)).collect_schema().names()
+        except pl.exceptions.PolarsError as err:
+            raise DataError(f"{ipath}: cannot read Parquet: {str(err).strip().splitlines()[0]}") from None
+    else:
+        have = _read_header(ipath, _sep_for(ipath, sep), '"')
+    _missing_columns(ipath, [item_id], have)
+    t = _read_any(ipath, [item_id, *[c for c in have if c != item_id]], sep)
+    _drop_blank_rows(t)
+    _require_values(t, item_id)
+    items = t.frame.drop("_row").rename({item_id: Columns.ITEM})
+    return items.with_columns(pl.col(Columns.ITEM).cast(pl.String).str.strip_chars())
 
 
 def _sep_for(path: Path, sep: str | None) -> str:
@@ -1130,6 +1152,7 @@ __all__ = [
     "detect_format",
     "load",
     "read_atomic",
+    "read_catalogue",
     "read_log",
     "read_ml100k",
     "read_movielens_csv",

@@ -24,6 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import polars as pl
+
+from recfuse.columns import Columns
 from recfuse.data.dataset import DataError, Interactions
 
 CONFIG_FILE = "recfuse.toml"
@@ -113,10 +116,20 @@ class DatasetSpec:
 
         Raises :class:`~recfuse.data.dataset.DataError` naming the file, line or column at fault.
         """
+        from recfuse.data.readers import read_catalogue
         from recfuse.data.registry import load_dataset
 
         spec = self.resolved()
-        data = load_dataset(spec.source, drop_duplicates=spec.drop_duplicates, **spec.reader_options())
+        options = spec.reader_options()
+        catalogue = None
+        if spec.items is not None and not _reads_catalogue(spec.source, options):
+            # The dataset's own reader has its item fields (ml-100k, MovieLens, atomic files): the
+            # catalogue adds to them by item id instead of replacing them.
+            options.pop("items_path")
+            catalogue = read_catalogue(spec.items, options.pop("item_id", Columns.ITEM), options.pop("sep", None))
+        data = load_dataset(spec.source, drop_duplicates=spec.drop_duplicates, **options)
+        if catalogue is not None:
+            data = merge_catalogue(data, catalogue, origin=str(spec.items))
         if spec.text_columns:
             feats = data.item_features
             if feats is None:
@@ -128,3 +141,61 @@ class DatasetSpec:
                                 f"(have: {', '.join(feats.columns[1:])})")
             data = dataclasses.replace(data, item_features=feats.select([feats.columns[0], *spec.text_columns]))
         return data
+
+
+def _reads_catalogue(source: str, options: dict[str, Any]) -> bool:
+    """Whether ``source`` is read as a generic log, whose reader takes the catalogue itself."""
+    from recfuse.data.readers import detect_format
+    from recfuse.data.registry import DATASETS
+
+    path = Path(source)
+    if not path.exists():
+        return source in DATASETS and DATASETS[source].format == "log"
+    return path.is_file() or "user" in options or "item" in options or detect_format(path) == "log"
+
+
+def merge_catalogue(data: Interactions, catalogue: pl.DataFrame, origin: str = "catalogue") -> Interactions:
+    """``data`` with the item fields of ``catalogue`` (first column: the item id) joined on by item id.
+
+    A catalogue value replaces the dataset's own value of the same field where the catalogue has one;
+    new fields are added.  Catalogue rows for items the dataset does not hold are left out and counted
+    (``counts["catalogue_rows_unused"]``).  ``--items FILE`` on a registered dataset goes through this.
+
+    Raises
+    ------
+    DataError
+        No catalogue id is an item id of the dataset.
+
+    Examples
+    --------
+    >>> data = Interactions.from_frame(pl.DataFrame({"user_id": ["u", "u"], "item_id": ["1", "2"]}),
+    ...                                item_features=pl.DataFrame({"item_id": ["1", "2"], "title": ["Heat", "Up"]}))
+    >>> extra = pl.DataFrame({"item_id": ["2", "9"], "description": ["A flying house.", "Not in the log."]})
+    >>> merged = merge_catalogue(data, extra)
+    >>> merged.item_features.rows(), merged.counts["catalogue_rows_unused"]
+    ([('1', 'Heat', None), ('2', 'Up', 'A flying house.')], 1)
+    """
+    key = catalogue.columns[0]
+    cat = catalogue.rename({key: Columns.ITEM}) if key != Columns.ITEM else catalogue
+    cat = cat.with_columns(pl.col(Columns.ITEM).cast(pl.String)).unique(subset=Columns.ITEM, keep="first",
+                                                                       maintain_order=True)
+    ids = data.items.external_ids.astype(str).tolist()
+    if data.item_features is None:
+        base = pl.DataFrame({Columns.ITEM: ids}, schema={Columns.ITEM: pl.String})
+    else:
+        base = data.item_features.rename({data.item_features.columns[0]: Columns.ITEM})
+    used = int(cat[Columns.ITEM].is_in(ids).sum())
+    if used == 0:
+        sample = ", ".join(map(repr, cat[Columns.ITEM].head(3).to_list()))
+        raise DataError(f"{origin}: none of its {cat.height} item ids ({sample}, ...) is an item of dataset "
+                        f"{data.name!r} (ids like {', '.join(map(repr, ids[:3]))})")
+    suffix = "__catalogue"
+    joined = base.join(cat, on=Columns.ITEM, how="left", suffix=suffix, maintain_order="left")
+    for col in cat.columns[1:]:
+        if col in base.columns:
+            new, old = pl.col(f"{col}{suffix}"), pl.col(col)
+            if joined.schema[f"{col}{suffix}"] != joined.schema[col]:
+                new, old = new.cast(pl.String), old.cast(pl.String)
+            joined = joined.with_columns(pl.coalesce(new, old).alias(col)).drop(f"{col}{suffix}")
+    counts = {**data.counts, "catalogue_rows_unused": cat.height - used}
+    return dataclasses.replace(data, item_features=joined, counts=counts)

@@ -1,4 +1,4 @@
-"""Full-softmax cross-entropy over the catalogue, computed in cache-sized chunks.
+"""Catalogue softmax losses: the full softmax in cache-sized chunks, and a sampled one for big catalogues.
 
 Every next-item model here trains with a softmax over all items at every
 position.  Done the plain way (``F.cross_entropy(h @ table.T, y)``) the
@@ -17,6 +17,11 @@ product, no big tensor.  Measured on 2 CPU cores, N = 8,100, D = 64,
 
 The chunked path runs on CPU without autocast; elsewhere (CUDA, bf16
 autocast) the plain path is used, where one big fused kernel is the fast one.
+
+:func:`sampled_softmax_cross_entropy` is for catalogues where even a chunked
+full softmax per position costs too much (hundreds of thousands of items):
+each row's softmax runs over its target and a few hundred negatives shared
+by the batch, in-batch and uniform, with the logQ correction.
 """
 
 from __future__ import annotations
@@ -127,3 +132,91 @@ class _ChunkedCE(torch.autograd.Function):
 
 def _logits(h: torch.Tensor, table: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
     return h @ table.T if bias is None else torch.addmm(bias, h, table.T)
+
+
+def sampled_negatives(
+    target: torch.Tensor, n_items: int, n_in_batch: int, n_uniform: int, generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Shared negatives for a batch and the log of their expected counts (the logQ correction).
+
+    ``n_in_batch`` negatives are drawn with replacement from the batch's own
+    ``target`` ``(N,)`` (so item ``j`` is drawn with probability ``c_j / N``,
+    its share of the batch: popular items more often) and ``n_uniform``
+    uniformly from the catalogue.  The expected number of times item ``j``
+    is among the candidates is ``Q_j = n_in_batch c_j / N + n_uniform / V``.
+
+    Returns ``candidates`` ``(K + M,)``, ``log Q`` of each candidate
+    ``(K + M,)`` and ``log Q`` of each row's target ``(N,)``.
+
+    Examples
+    --------
+    >>> cand, lq, lq_t = sampled_negatives(torch.tensor([0, 0, 1, 2]), 10, 4, 2, torch.Generator().manual_seed(0))
+    >>> cand.shape, lq.shape, lq_t.shape
+    (torch.Size([6]), torch.Size([6]), torch.Size([4]))
+    >>> round(float(lq_t[0].exp()), 3)  # item 0 is half the batch: 4 * 2/4 + 2/10
+    2.2
+    """
+    n = len(target)
+    dev = target.device
+    picks = torch.randint(0, max(n, 1), (n_in_batch if n else 0,), generator=generator, device=dev)
+    uniform = torch.randint(0, n_items, (n_uniform,), generator=generator, device=dev)
+    candidates = torch.cat([target[picks], uniform])  # (K + M,)
+    counts = torch.bincount(target, minlength=n_items).to(torch.float32)  # (V,) targets per item in the batch
+    q = counts * (n_in_batch / max(n, 1)) + n_uniform / n_items  # (V,) expected draws of each item
+    log_q = q.log()
+    return candidates, log_q[candidates], log_q[target]
+
+
+def sampled_softmax_cross_entropy(
+    h: torch.Tensor,
+    table: torch.Tensor,
+    target: torch.Tensor,
+    weight: torch.Tensor | None = None,
+    bias: torch.Tensor | None = None,
+    *,
+    n_in_batch: int = 512,
+    n_uniform: int = 512,
+    smoothing: float | torch.Tensor = 0.0,
+    generator: torch.Generator | None = None,
+    negatives: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """Sampled-softmax estimate of :func:`softmax_cross_entropy` with logQ correction, a scalar.
+
+    For catalogues too big for a full softmax at every position.  Each row's
+    softmax runs over its target and ``n_in_batch + n_uniform`` negatives
+    shared by the batch (see :func:`sampled_negatives`); every logit is
+    corrected by ``- log Q`` of its item, so popular in-batch negatives are
+    not over-penalised, and a negative equal to the row's target (an
+    accidental hit) is left out.  Memory is ``N x (1 + K + M)``, whatever the
+    catalogue size.  Arguments are those of :func:`softmax_cross_entropy`;
+    ``negatives`` gives the draw explicitly (tests), ``smoothing`` spreads
+    ``e`` evenly over the row's candidates.
+
+    Examples
+    --------
+    >>> h, table = torch.zeros(2, 3), torch.randn(5, 3)
+    >>> loss = sampled_softmax_cross_entropy(h, table, torch.tensor([1, 2]), n_in_batch=2, n_uniform=3,
+    ...                                      generator=torch.Generator().manual_seed(0))
+    >>> bool(loss > 0)
+    True
+    """
+    if weight is None:
+        weight = torch.ones(len(target), dtype=torch.float32, device=h.device)
+    if negatives is None:
+        negatives = sampled_negatives(target, table.shape[0], n_in_batch, n_uniform, generator)
+    candidates, log_q, log_q_target = negatives
+    z_t = (h * table[target]).sum(1) - log_q_target  # (N,) corrected target logit
+    z = h @ table[candidates].T - log_q  # (N, C) corrected negative logits
+    if bias is not None:
+        z_t = z_t + bias[target]
+        z = z + bias[candidates]
+    z = z.masked_fill(candidates[None, :] == target[:, None], float("-inf"))  # accidental hits
+    logits = torch.cat([z_t[:, None], z], dim=1).float()  # (N, 1 + C), the target in column 0
+    logp = logits.log_softmax(dim=1)
+    loss = -logp[:, 0]  # (N,)
+    eps = smoothing.to(loss.dtype) if isinstance(smoothing, torch.Tensor) else float(smoothing)
+    if isinstance(eps, torch.Tensor) or eps:
+        finite = torch.isfinite(logits)  # (N, 1 + C) candidates left in each row's softmax
+        mean_logp = logp.masked_fill(~finite, 0.0).sum(1) / finite.sum(1)  # (N,)
+        loss = (1.0 - eps) * loss - eps * mean_logp
+    return (loss * weight.to(loss.dtype)).sum()

@@ -4,7 +4,8 @@ Training examples are windows of a user's training sequence: the input is
 ``seq[s:e-1]`` and the target at every position is the next item
 ``seq[s+1:e]``, so every event of every user is a target once per epoch
 (not one sample per prefix).  The loss is full-softmax cross-entropy over
-the whole catalogue at every real position.  Item ``i`` is token ``i + 1``;
+the whole catalogue at every real position (a sampled softmax above
+``sampled_above`` items).  Item ``i`` is token ``i + 1``;
 token 0 is padding.
 """
 
@@ -21,7 +22,8 @@ from torch import nn
 from recfuse.data.dataset import IdMap, Interactions
 from recfuse.data.split import EvalSet, Queries
 from recfuse.models.base import Recommender
-from recfuse.models.losses import softmax_cross_entropy
+from recfuse.models.losses import sampled_softmax_cross_entropy, softmax_cross_entropy
+from recfuse.train import distributed
 from recfuse.train.trainer import TrainConfig, Trainer, resolve_device, seed_everything
 from recfuse.train.validation import valid_ndcg
 
@@ -36,6 +38,12 @@ class SequentialConfig(TrainConfig):
     """Newest events a query's short-term window reads (and the length of a training window)."""
     dropout: float = 0.2
     """Dropout on the input and hidden states."""
+    sampled_above: int = 50_000
+    """Train with the logQ-corrected sampled softmax when the catalogue has more items than this (0: always)."""
+    sampled_in_batch: int = 512
+    """Negatives per batch of the sampled softmax drawn from the batch's own targets (popularity-shaped)."""
+    sampled_uniform: int = 512
+    """Negatives per batch of the sampled softmax drawn uniformly from the catalogue."""
 
     @property
     def label_smoothing(self) -> float:
@@ -45,6 +53,10 @@ class SequentialConfig(TrainConfig):
     def __post_init__(self) -> None:
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.sampled_above < 0:
+            raise ValueError(f"sampled_above must be >= 0, got {self.sampled_above}")
+        if self.sampled_in_batch < 0 or self.sampled_uniform < 0 or self.sampled_in_batch + self.sampled_uniform == 0:
+            raise ValueError("sampled_in_batch and sampled_uniform must be >= 0 and not both 0")
 
 
 @dataclass(frozen=True)
@@ -112,7 +124,7 @@ class SequentialRecommender(Recommender):
         windows = self._windows(train, rng)
         order = rng.permutation(len(windows))
         for start in range(0, len(order), batch_size):
-            rows = windows[order[start : start + batch_size]]
+            rows = distributed.shard(windows[order[start : start + batch_size]])  # this process's share
             yield self.window_batch(train, rows, rng)
 
     def _windows(self, train: Interactions, rng: np.random.Generator) -> np.ndarray:
@@ -160,9 +172,23 @@ class SequentialRecommender(Recommender):
         h = self.hidden(batch)  # (B, T, D)
         real = batch["labels"] >= 0  # (B, T)
         labels = batch["labels"][real]
-        # Full softmax over the catalogue at every real position, mean over positions.
-        loss = softmax_cross_entropy(h[real], self.item_vectors(), labels, smoothing=self.config.label_smoothing)
-        return loss / max(len(labels), 1)
+        # Catalogue softmax at every real position, mean over positions.
+        loss = self.catalogue_loss(h[real], self.item_vectors(), labels)
+        return loss / distributed.positions(len(labels))
+
+    @property
+    def sampled(self) -> bool:
+        """Whether training uses the sampled softmax (a catalogue of more than ``sampled_above`` items)."""
+        return self.n_items > self.config.sampled_above
+
+    def catalogue_loss(self, h: torch.Tensor, table: torch.Tensor, target: torch.Tensor,
+                       weight: torch.Tensor | None = None, bias: torch.Tensor | None = None) -> torch.Tensor:
+        """Summed softmax CE of ``h`` ``(N, D)`` over ``table`` ``(V, D)``: full, or sampled (see :attr:`sampled`)."""
+        c = self.config
+        if self.sampled:
+            return sampled_softmax_cross_entropy(h, table, target, weight, bias, n_in_batch=c.sampled_in_batch,
+                                                 n_uniform=c.sampled_uniform, smoothing=c.label_smoothing)
+        return softmax_cross_entropy(h, table, target, weight, bias, smoothing=c.label_smoothing)
 
     def validate(self, valid: EvalSet) -> float:
         return valid_ndcg(self, valid)

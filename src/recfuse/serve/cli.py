@@ -17,7 +17,7 @@ def serve(
     threads: Annotated[int, typer.Option("--threads", min=1, help="Torch threads for scoring (1 leaves the other core of a 2-core machine to HTTP and the database).")] = 1,
     max_batch: Annotated[int, typer.Option("--max-batch", min=1, max=1024, help="Most concurrent recommendation requests scored in one forward pass.")] = 64,
     max_wait_ms: Annotated[float, typer.Option("--max-wait-ms", min=0.0, help="How long the batcher waits for more requests after the first (0: only what is queued).")] = 0.0,
-    switch_interval_ms: Annotated[float, typer.Option("--switch-interval-ms", min=0.01, help="Python's GIL switch interval: how soon the HTTP event loop gets the interpreter back from the scoring thread (Python's default: 5).")] = 5.0,
+    switch_interval_ms: Annotated[float, typer.Option("--switch-interval-ms", min=0.01, help="Python's GIL switch interval: how long the scoring or ingest thread waits for the busy HTTP event loop to yield the interpreter, at every step of a forward pass, and the other way round (Python's default: 5).")] = 1.0,
     user_cache: Annotated[int, typer.Option("--user-cache", min=0, help="User vectors kept between requests, keyed by the user's event count and the log2 bucket of time since their last event (0: recompute every request).")] = 100_000,
     no_seed: Annotated[bool, typer.Option("--no-seed", help="Do not load the model's training log into an empty store.")] = False,
     no_text_preload: Annotated[bool, typer.Option("--no-text-preload", help="Load the text encoder on first use instead of at start.")] = False,

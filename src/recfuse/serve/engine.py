@@ -25,11 +25,12 @@ import queue
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 import torch
@@ -116,6 +117,77 @@ def _check_model_name(path: Path) -> None:
         raise ModelLoadError(f"{path}: unknown model {name!r} (this recfuse has {', '.join(sorted(MODELS))})")
 
 
+# ------------------------------------------------------------------ locks
+class SharedLock:
+    """A lock with a shared side (many holders at once) and an exclusive side (one, alone).
+
+    ``with lock:`` (or :meth:`exclusive`) takes it alone; :meth:`shared` shares it;
+    :meth:`try_shared` shares it only if that needs no wait.  An exclusive waiter goes first:
+    shared holders arriving after it wait.
+
+    Examples
+    --------
+    >>> lock = SharedLock()
+    >>> with lock.shared(), lock.shared():
+    ...     lock.try_shared()
+    True
+    >>> lock.release_shared()
+    >>> with lock:
+    ...     lock.try_shared()
+    False
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._shared = 0
+        self._exclusive = False
+        self._waiting = 0
+
+    def try_shared(self) -> bool:
+        """Share the lock if nobody holds or waits for it alone; ``True`` when taken (then call
+        :meth:`release_shared`)."""
+        with self._cond:
+            if self._exclusive or self._waiting:
+                return False
+            self._shared += 1
+            return True
+
+    def release_shared(self) -> None:
+        with self._cond:
+            self._shared -= 1
+            if not self._shared:
+                self._cond.notify_all()
+
+    @contextmanager
+    def shared(self) -> Iterator[None]:
+        with self._cond:
+            while self._exclusive or self._waiting:
+                self._cond.wait()
+            self._shared += 1
+        try:
+            yield
+        finally:
+            self.release_shared()
+
+    def __enter__(self) -> Self:
+        with self._cond:
+            self._waiting += 1
+            while self._exclusive or self._shared:
+                self._cond.wait()
+            self._waiting -= 1
+            self._exclusive = True
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with self._cond:
+            self._exclusive = False
+            self._cond.notify_all()
+
+    def exclusive(self) -> Self:
+        """The lock, to take alone in a ``with`` block."""
+        return self
+
+
 # ------------------------------------------------------------------ engine
 @dataclass
 class Job:
@@ -173,7 +245,10 @@ class Engine:
         self._erased = {u for u, at in (erased or {}).items() if created is None or at >= created}
         self._forget_before: dict[str, int] = {}  # user -> newest history stamp erased on this engine
         self.token = next(_tokens)
-        self.lock = threading.RLock()  # model mutation (add_items) vs scoring
+        # Scoring (batches, cache hits, similar items) shares the engine; changing it (add_items, forget)
+        # takes it alone.  The cache itself needs no lock: each OrderedDict operation is atomic under the
+        # GIL, and an entry evicted between a lookup and its move to the end is simply not moved.
+        self.lock = SharedLock()
         table = bundle.item_table
         self.titles: list[str] = [bundle.title(i) for i in range(len(bundle.items))]
         self.genres: list[str | None] = (
@@ -195,6 +270,7 @@ class Engine:
         if isinstance(model, VectorScorer):
             self._content = model.item_table()  # (n_items + 1, D): row 0 is what padding gets
             vectors = self._content[1:]
+            self._items_t = vectors.T.contiguous()  # (D, n_items): what a cache hit multiplies by
         elif hasattr(model, "item_vectors"):
             vectors = model.item_vectors().detach()
         else:
@@ -226,7 +302,7 @@ class Engine:
         ``stamp``: the newest live-state stamp of the erased history (a request already in flight
         with that history does not put its vector back in the cache).
         """
-        with self.lock:
+        with self.lock.exclusive():
             self._erased.add(user)
             self._forget_before[user] = stamp
             for key in [k for k in self._cache if k[0] == user]:
@@ -287,10 +363,12 @@ class Engine:
                 if key is not None and key[1] > self._forget_before.get(key[0], -1):
                     self._cache[key] = (users[row].clone(), float(g[row]))
         for k in keys:
-            if k is not None and k in self._cache:
-                self._cache.move_to_end(k)
+            if k is not None:
+                with suppress(KeyError):
+                    self._cache.move_to_end(k)
         while len(self._cache) > self.cache_size:
-            self._cache.popitem(last=False)
+            with suppress(KeyError):
+                self._cache.popitem(last=False)
         return self._plus_offsets((torch.stack(vecs) @ self._content[1:].T).float(), q), gates, q
 
     def _plus_offsets(self, scores: torch.Tensor, q: Queries) -> torch.Tensor:
@@ -308,20 +386,21 @@ class Engine:
         under the GIL), and it never waits for the engine's lock.
         """
         key = None if job.explain else self._cache_key(job)
-        if key is None or not self.lock.acquire(blocking=False):
+        if key is None or not self.lock.try_shared():
             return None
         try:
             found = self._cache.get(key)
             if found is None:
                 return None
-            self._cache.move_to_end(key)
+            with suppress(KeyError):
+                self._cache.move_to_end(key)
             self.cache_hits += 1
             with torch.inference_mode():
-                scores = (found[0][None] @ self._content[1:].T).float()  # (1, n_items)
+                scores = (found[0] @ self._items_t).float()[None]  # (1, n_items)
                 scores = self._plus_offsets(scores, self._queries([job]))
             return self._answers([job], scores, np.array([found[1]], np.float32), None)[0]
         finally:
-            self.lock.release()
+            self.lock.release_shared()
 
     def run(self, jobs: Sequence[Job]) -> list[dict[str, Any]]:
         """Answer jobs of one kind (all timed or all untimed), in one or two forward passes.
@@ -344,7 +423,7 @@ class Engine:
         return self._run(jobs)
 
     def _run(self, jobs: Sequence[Job]) -> list[dict[str, Any]]:
-        with self.lock:
+        with self.lock.shared():
             with torch.inference_mode():
                 scores, gates, q = self._cached_scores(jobs)
             return self._answers(jobs, scores, gates, q)
@@ -388,7 +467,7 @@ class Engine:
         """Items closest to ``index`` by cosine of the model's item vectors (itself left out)."""
         if self._unit is None:
             raise EngineError(f"model {self.model.name!r} has no item vectors")
-        with self.lock, torch.inference_mode():
+        with self.lock.shared(), torch.inference_mode():
             sims = self._unit @ self._unit[index]  # (n_items,)
             sims[index] = -torch.inf
             v, i = torch.topk(sims, min(k, self.n_items - 1))

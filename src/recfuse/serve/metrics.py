@@ -2,7 +2,9 @@
 
 An ASGI middleware counts requests by method, route template and status and
 observes their latency in a histogram; the service adds its own counters
-(events stored, duplicates, rejections) and gauges.
+(events stored, duplicates, rejections, erasures) and gauges.  Labels are
+route templates (``/v1/users/{user_id}/events``), never the path itself, so
+no series names a user.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ class Metrics:
         "recfuse_events_rejected_total": "Events rejected (unknown item, ...).",
         "recfuse_items_added_total": "Items added or updated through POST /v1/items.",
         "recfuse_model_reloads_total": "Successful model reloads.",
+        "recfuse_users_erased_total": "Users erased through DELETE /v1/users/{id}.",
         "recfuse_model_batches_total": "Forward passes of the recommendation batcher.",
         "recfuse_model_batched_requests_total": "Requests answered by those forward passes.",
     }

@@ -312,7 +312,7 @@ class AnonymousRequest(BaseModel):
     )
     k: Annotated[int, BeforeValidator(_integral)] = Field(10, ge=1, le=MAX_K)
     exclude_seen: bool = True
-    explain: bool = True
+    explain: bool = Field(False, description="Attach why each item is there (off by default, as on the per-user route).")
 
     @model_validator(mode="after")
     def _something(self) -> AnonymousRequest:

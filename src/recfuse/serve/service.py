@@ -17,7 +17,6 @@ import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -26,7 +25,7 @@ from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
 
 from recfuse.bundle import Bundle
-from recfuse.serve.engine import Batcher, Engine, EngineError, Job, encode, load_engine, text_encoder
+from recfuse.serve.engine import Batcher, Engine, EngineError, Job, SharedLock, encode, load_engine, text_encoder
 from recfuse.serve.metrics import Metrics
 from recfuse.serve.schemas import EventIn, ItemIn, timestamp_problem
 from recfuse.serve.state import LiveState, Snapshot
@@ -61,7 +60,7 @@ class ServeConfig:
     max_batch: int = 64
     max_wait_ms: float = 0.0
     seed: bool = True
-    switch_interval_ms: float = 5.0
+    switch_interval_ms: float = 1.0  # GIL switch interval (Python: 5): how long a thread waits for another to yield
     user_cache: int = 100_000  # user vectors kept between requests (0: none)
 
     def __post_init__(self) -> None:
@@ -272,55 +271,6 @@ def _seed_events(bundle: Bundle) -> Iterator[Event]:
     for n, (u, i, t, r) in enumerate(zip(*cols, ratings, strict=True)):
         ok = r is not None and not (isinstance(r, float) and math.isnan(r))
         yield Event(f"seed-{n}", str(u), str(i), float(t), "rating" if ok else "view", float(r) if ok else None)
-
-
-class SharedLock:
-    """A lock with a shared side (many holders at once) and an exclusive side (one, alone).
-
-    An exclusive waiter goes first: shared holders arriving after it wait.
-
-    Examples
-    --------
-    >>> lock = SharedLock()
-    >>> with lock.shared(), lock.shared():
-    ...     pass
-    >>> with lock.exclusive():
-    ...     pass
-    """
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._shared = 0
-        self._exclusive = False
-        self._waiting = 0
-
-    @contextmanager
-    def shared(self) -> Iterator[None]:
-        with self._cond:
-            while self._exclusive or self._waiting:
-                self._cond.wait()
-            self._shared += 1
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._shared -= 1
-                self._cond.notify_all()
-
-    @contextmanager
-    def exclusive(self) -> Iterator[None]:
-        with self._cond:
-            self._waiting += 1
-            while self._exclusive or self._shared:
-                self._cond.wait()
-            self._waiting -= 1
-            self._exclusive = True
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._exclusive = False
-                self._cond.notify_all()
 
 
 # async: FastAPI runs a plain `def` dependency in its thread pool, a hop that costs more than the lookup.

@@ -83,16 +83,22 @@ class LiveState:
         self.n_events = 0
 
     def add(self, events: Iterable[tuple[str, str, float, float | None]]) -> None:
-        """Append ``(user_id, item_id, ts, rating)`` events (already committed)."""
-        with self._lock:
-            for user, item, ts, rating in events:
-                h = self._users.get(user)
-                if h is None:
-                    h = self._users[user] = History()
-                h.add(item, float(ts), rating)
-                h.stamp = next(self._stamps)
-                self._counts[item] += 1
-                self.n_events += 1
+        """Append ``(user_id, item_id, ts, rating)`` events (already committed).
+
+        A big batch is added in chunks, the lock released in between, so that readers (the HTTP event
+        loop) never wait long for it.
+        """
+        it = iter(events)
+        while chunk := list(itertools.islice(it, 1000)):
+            with self._lock:
+                for user, item, ts, rating in chunk:
+                    h = self._users.get(user)
+                    if h is None:
+                        h = self._users[user] = History()
+                    h.add(item, float(ts), rating)
+                    h.stamp = next(self._stamps)
+                    self._counts[item] += 1
+                    self.n_events += 1
 
     def remove(self, user: str) -> int:
         """Forget ``user``'s history (their events leave the popularity counts too); returns how many

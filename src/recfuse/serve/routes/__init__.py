@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from recfuse.serve.routes import admin, events, items, ops, recommendations, users
+from recfuse.serve.routes import admin, events, items, ops, recommendations, ui, users
 
 ROUTERS: list[APIRouter] = [
-    events.router, recommendations.router, users.router, items.router, admin.router, ops.router,
+    events.router, recommendations.router, users.router, items.router, admin.router, ops.router, ui.router,
 ]

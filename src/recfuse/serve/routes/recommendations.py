@@ -7,7 +7,7 @@ import time
 from typing import Annotated, Any
 
 import numpy as np
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi import Path as PathParam
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
@@ -26,18 +26,24 @@ router = APIRouter(route_class=GuardedRoute)
             summary="Top-k for a user: stored history plus live events", response_model=None,
             responses={200: {"model": UserRecommendationsOut}, **error_responses(422)})
 async def user_recommendations(
-    service: ServiceDep,
+    request: Request,
     user_id: Annotated[PathId, PathParam(description="The user's id (any id the events used).")],
     k: Annotated[int, Query(ge=1, le=MAX_K, description="How many items.")] = 10,
     exclude_seen: Annotated[bool, Query(description="Leave out items in the user's history.")] = True,
     explain: Annotated[bool, Query(description="Attach why: gate, top history items, dominant dimension.")] = False,
+    at: Annotated[float | None, Query(ge=0, le=4102444800, description=(
+        "Score as if asked at this time (Unix seconds; default: now): e.g. now + 30 days shows how the "
+        "answer and the gate change for a user who comes back after a month."))] = None,
 ) -> JSONResponse:
+    # The service straight from the app, not through ServiceDep: on the hottest route the dependency
+    # machinery costs more than the lookup it wraps.
+    service: Service = request.app.state.service
     engine = service.engine
     hist = service.state.snapshot(user_id, engine.items, engine.token)
     if hist is None or len(hist) == 0:
         body = _popular(service, engine, k, set(), explain, "no history for this user yet: most popular items")
         return JSONResponse({"user_id": user_id, "history_length": 0, "model_version": engine.version, **body})
-    res = await service.rank(engine, hist, k, exclude_seen, explain, time.time(), user_id)
+    res = await service.rank(engine, hist, k, exclude_seen, explain, time.time() if at is None else at, user_id)
     return JSONResponse({
         "user_id": user_id, "history_length": len(hist), "model_version": engine.version, "cold_start": False,
         "gate": res["gate"], "items": _ranked(engine, res, explain),
