@@ -188,8 +188,8 @@ def test_openai_compatible_request_and_answer(server: tuple[str, type[_Chat]]) -
     assert req["path"] == "/v1/chat/completions" and req["auth"] == "Bearer secret"
     body = req["body"]
     assert body["model"] == "smollm2:135m" and body["stream"] is False and body["max_tokens"] > 0
-    assert [m["role"] for m in body["messages"]] == ["system", "user"]
-    assert '"Heat (1995)"' in body["messages"][1]["content"] and "long-term" in body["messages"][1]["content"]
+    assert [m["role"] for m in body["messages"]] == ["system", "user", "assistant", "user"]  # one worked example
+    assert body["messages"][-1]["content"] == item_template(HEAT)  # the facts, as the template states them
 
 
 def test_openai_compatible_errors_are_clear_and_degrade(server: tuple[str, type[_Chat]]) -> None:

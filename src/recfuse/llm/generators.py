@@ -22,7 +22,9 @@ True
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import io
 import os
 import threading
 import time
@@ -153,17 +155,11 @@ class LocalGenerator:
 
             hf_logging.disable_progress_bar()
             kw: dict[str, Any] = {"gguf_file": gguf} if gguf else {"local_files_only": True}
-            # The GGUF reader draws its own tqdm bar ("Converting and de-quantizing GGUF tensors").
-            quiet = "TQDM_DISABLE" not in os.environ
-            if quiet:
-                os.environ["TQDM_DISABLE"] = "1"
-            try:
-                with offline_env():
-                    tokenizer = AutoTokenizer.from_pretrained(str(folder), **kw)
-                    model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32, **kw)
-            finally:
-                if quiet:
-                    os.environ.pop("TQDM_DISABLE", None)
+            # The GGUF reader draws its own progress bar on stderr ("Converting and de-quantizing GGUF
+            # tensors"), whatever transformers' progress setting: keep it off the caller's terminal.
+            with offline_env(), contextlib.redirect_stderr(io.StringIO()):
+                tokenizer = AutoTokenizer.from_pretrained(str(folder), **kw)
+                model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32, **kw)
         except (OSError, ValueError, RuntimeError, ImportError) as err:
             raise GenerationError(f"cannot load the local LLM from {folder / (gguf or '')}: {err}") from None
         model.eval()
