@@ -44,6 +44,7 @@ from recfuse.llm.phrase import (
     profile_messages,
     profile_template,
     summarise_profile,
+    title_outside,
 )
 from recfuse.recommend import user_query
 
@@ -58,7 +59,7 @@ def stated_lean(text: str) -> set[str]:
 
 def audit(text: str, titles: list[str], gate: float | None, guard: TitleGuard) -> dict[str, bool]:
     """Whether a shown text names only its facts' titles and states the gate's lean."""
-    ok_titles = check_text(text, titles, lean=None, gate=None, guard=guard) is None
+    ok_titles = title_outside(text, titles, guard) is None
     lean = lean_of(gate)
     said = stated_lean(text)
     return {"titles_ok": ok_titles, "lean_ok": lean is None or said == {lean}}

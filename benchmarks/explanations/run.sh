@@ -10,6 +10,6 @@ RECFUSE=${RECFUSE:-.venv/bin/recfuse}
 PY=${PY:-.venv/bin/python}
 MODEL=${MODEL:-models/explain-bench-fusion}
 
-test -f "$MODEL/bundle.json" || "$RECFUSE" train --dataset ml-100k --out "$MODEL" --set epochs=${EPOCHS:-4} --quiet
+test -f "$MODEL/bundle.json" || "$RECFUSE" train --dataset ml-100k --out "$MODEL" --set epochs=${EPOCHS:-20} --quiet
 RECFUSE_LLM_THREADS=${RECFUSE_LLM_THREADS:-1} "$PY" benchmarks/explanations/explain_bench.py --model "$MODEL" \
   --users 200 --k 10 --llm "${LLM:-local}" --llm-users "${LLM_USERS:-200}" --llm-k 1 "$@"

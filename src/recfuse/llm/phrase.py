@@ -216,7 +216,12 @@ def profile_template(facts: ProfileFacts) -> str:
         such = f" such as {_quoted(facts.long_titles)}" if facts.long_titles else ""
         parts.append(f"Over time you have liked {genres}{such}.")
     if facts.short_titles or facts.short_genres:
-        genres = _listed([g.lower() for g in facts.short_genres]) if facts.short_genres else "what you watched last"
+        if facts.short_genres and set(facts.short_genres) == set(facts.long_genres):
+            genres = "the same"
+        elif facts.short_genres:
+            genres = _listed([g.lower() for g in facts.short_genres])
+        else:
+            genres = "what you watched last"
         like = f", like {_quoted(facts.short_titles)}" if facts.short_titles else ""
         parts.append(f"Right now you are into {genres}{like}.")
     if facts.gate is not None:
@@ -283,12 +288,46 @@ class TitleGuard:
         return [m.group(1) for m in self._pattern.finditer(text)]
 
 
+def title_outside(text: str, titles: Sequence[str], guard: TitleGuard | None = None) -> str | None:
+    """The first title ``text`` names that is not one of ``titles``, or ``None``.
+
+    Looked for: every quoted span, every ``Title (Year)``, and with ``guard`` every title of the catalogue.
+    This is the check that counts hallucinated titles; :func:`check_text` runs it among others.
+
+    Examples
+    --------
+    >>> title_outside('As with "Casino", try Ronin (1998).', ["Casino (1995)"])
+    'Ronin (1998)'
+    >>> title_outside('As with "Casino", try "Heat".', ["Casino (1995)", "Heat (1995)"]) is None
+    True
+    """
+    allowed: set[str] = set()
+    for t in titles:
+        allowed |= _title_forms(t)
+    for m in _QUOTES.finditer(text):
+        span = m.group(1).strip().rstrip(",.;:!?").strip()
+        if span and not (_title_forms(span) & allowed):
+            return span
+    for m in _TITLE_YEAR.finditer(text):
+        words = m.group(1).split()
+        if not _names_a_fact(words, m.group(2), allowed):
+            first = next((i for i, w in enumerate(words) if w[:1].isupper() or w[:1].isdigit()), 0)
+            return f"{' '.join(words[first:])} ({m.group(2)})"
+    if guard is not None:
+        outside = [t for t in guard.named(text) if not (_title_forms(t) & allowed)]
+        # A catalogue title inside a fact title ("Casino" in "Casino Royale") is that fact title.
+        outside = [t for t in outside if not any(t.lower() in f.lower() for f in titles)]
+        if outside:
+            return outside[0]
+    return None
+
+
 def check_text(text: str, titles: Sequence[str], lean: str | None = None, gate: float | None = None,
                guard: TitleGuard | None = None, require_lean: bool = True, must_name: str | None = None) -> str | None:
     """Why ``text`` may not be shown for facts naming ``titles``, or ``None`` when it may.
 
-    Checks, in order: not empty, overlong, unfinished (an open quote) or repeating itself; every quoted span and every ``Title (Year)`` is one of
-    ``titles``; no catalogue title outside ``titles`` (with ``guard``); the lean (``"short-term"`` /
+    Checks, in order: not empty, overlong, unfinished (an open quote) or repeating itself; every quoted span
+    and every ``Title (Year)`` one of ``titles`` and no other catalogue title (:func:`title_outside`); the lean (``"short-term"`` /
     ``"long-term"``) stated and not its opposite (with ``lean``); every percentage within one point of
     the gate's (with ``gate``); ``must_name`` (the recommended item) named.
 
@@ -313,22 +352,9 @@ def check_text(text: str, titles: Sequence[str], lean: str | None = None, gate: 
     grams = [" ".join(words[i: i + 5]) for i in range(len(words) - 4)]
     if len(set(grams)) < len(grams):
         return "repeats itself"
-    allowed: set[str] = set()
-    for t in titles:
-        allowed |= _title_forms(t)
-    for m in _QUOTES.finditer(stripped):
-        span = m.group(1).strip().rstrip(",.;:!?").strip()
-        if span and not (_title_forms(span) & allowed):
-            return f"names {span!r}, which is not in the facts"
-    for m in _TITLE_YEAR.finditer(stripped):
-        if not _names_a_fact(m.group(1).split(), m.group(2), allowed):
-            return f"names {m.group(0).strip()!r}, which is not in the facts"
-    if guard is not None:
-        outside = [t for t in guard.named(stripped) if not (_title_forms(t) & allowed)]
-        # A catalogue title inside a fact title ("Casino" in "Casino Royale") is that fact title.
-        outside = [t for t in outside if not any(t.lower() in f.lower() for f in titles)]
-        if outside:
-            return f"names {outside[0]!r}, which is not in the facts"
+    outside = title_outside(stripped, titles, guard)
+    if outside is not None:
+        return f"names {outside!r}, which is not in the facts"
     if lean is not None:
         said = {m.group(1).lower() + "-term" for m in _LEAN.finditer(_SHARE.sub("", stripped))}
         other = LONG if lean == SHORT else SHORT
@@ -566,4 +592,5 @@ __all__ = [
     "profile_messages",
     "profile_template",
     "summarise_profile",
+    "title_outside",
 ]
