@@ -578,7 +578,7 @@ def run_benchmark(
 
             if seed == first_seed:
                 meta = {"split": split, "seed": seed, "cold_items": cold_items}
-                Bundle.from_fit(model, data, meta).save(folder / v.label)
+                Bundle.from_fit(model, data, meta, text_vectors=split_item_text(sp)).save(folder / v.label)
 
     return run_variants(
         data, variants, seeds, split=split, ks=ks, mask_history=mask_history, tune=tune, reference=reference,

@@ -369,12 +369,13 @@ class Engine:
         while len(self._cache) > self.cache_size:
             with suppress(KeyError):
                 self._cache.popitem(last=False)
-        return self._plus_offsets((torch.stack(vecs) @ self._content[1:].T).float(), q), gates, q
+        times = q.time if q.timestamps is not None else None
+        return self._plus_offsets((torch.stack(vecs) @ self._content[1:].T).float(), times, q.lengths()), gates, q
 
-    def _plus_offsets(self, scores: torch.Tensor, q: Queries) -> torch.Tensor:
+    def _plus_offsets(self, scores: torch.Tensor, times: np.ndarray | None, lengths: np.ndarray) -> torch.Tensor:
         """``scores`` plus the model's per-request item term (the fusion model's trend), if it has one."""
         assert isinstance(self.model, VectorScorer)
-        extra = self.model.score_offsets(q)
+        extra = self.model.score_offsets(times, lengths)
         return scores if extra is None else scores + extra.to(scores.dtype)
 
     def try_cached(self, job: Job) -> dict[str, Any] | None:
@@ -397,7 +398,8 @@ class Engine:
             self.cache_hits += 1
             with torch.inference_mode():
                 scores = (found[0] @ self._items_t).float()[None]  # (1, n_items)
-                scores = self._plus_offsets(scores, self._queries([job]))
+                times = None if job.now is None else np.array([job.now], np.float64)
+                scores = self._plus_offsets(scores, times, np.array([len(job.history)]))
             return self._answers([job], scores, np.array([found[1]], np.float32), None)[0]
         finally:
             self.lock.release_shared()

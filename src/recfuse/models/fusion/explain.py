@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from recfuse.data.split import Queries
+from recfuse.models.fusion.model import request_times
 from recfuse.models.fusion.module import DIMENSIONS
 
 if TYPE_CHECKING:
@@ -52,7 +53,7 @@ def explain(
         contrib = {n: (grad(p) * p).sum(-1).detach() for n, p in parts.items()}  # (k, L) each
         now_c = (grad(now) * now).sum(-1)[:, -1].detach()  # (k,)
         per_event = torch.stack(list(contrib.values())).sum(0)  # (k, L)
-        offsets = model.score_offsets(q)
+        offsets = model.score_offsets(request_times(q), q.lengths())
         if offsets is not None:  # the trend term is the item side of recency
             now_c = now_c + offsets.detach()[0, picked].abs()
         hist = rep["hist"][0].cpu().numpy()

@@ -26,6 +26,11 @@ from recfuse.train import distributed
 from recfuse.train.validation import valid_ndcg
 
 
+def request_times(queries: Queries) -> np.ndarray | None:
+    """The queries' request times, ``None`` when their histories carry no timestamps (no trend then)."""
+    return None if queries.timestamps is None else queries.time
+
+
 @dataclass(frozen=True)
 class FitState:
     """What a fit derives from the training log before its first epoch (dropped when the fit ends)."""
@@ -197,17 +202,19 @@ class Fusion(SequentialRecommender):
         return self.encode_users(queries)[0]
 
     @torch.no_grad()
-    def score_offsets(self, queries: Queries) -> torch.Tensor | None:
+    def score_offsets(self, times: np.ndarray | None, lengths: np.ndarray) -> torch.Tensor | None:
         """The per-request item term added to ``user @ items.T`` (the trend), ``(B, n_items)``, or ``None``.
 
-        Zero where the request time is unknown or the history is empty or untimed.
+        ``times``: the request times (``None`` for untimed histories), ``lengths``: the history lengths.
+        Zero where the request time is unknown or the history is empty.
         """
         module = self.module
         if module.trend_table is None:
             return None
         t0, width = (float(v) for v in module.trend_clock)
-        rows = trend_rows(queries.time, len(queries), t0, width, len(module.trend_table))
-        rows = np.where((queries.lengths() > 0) & (queries.timestamps is not None), rows, 0)
+        lengths = np.asarray(lengths)
+        rows = trend_rows(times, len(lengths), t0, width, len(module.trend_table))
+        rows = np.where(lengths > 0, rows, 0)
         return module.trend_alpha * module.trend_table[torch.from_numpy(rows).to(module.trend_table.device)]
 
     @torch.no_grad()
@@ -216,7 +223,7 @@ class Fusion(SequentialRecommender):
         self.module.eval()
         user, _ = self.encode_users(queries)
         out = user @ self.item_vectors().T  # (B, n_items)
-        extra = self.score_offsets(queries)
+        extra = self.score_offsets(request_times(queries), queries.lengths())
         self.module.train(was_training)
         return (out if extra is None else out + extra).float()
 
