@@ -415,6 +415,23 @@ def test_jobs_runs_fits_in_worker_processes_with_the_same_figures(data: Interact
         run_benchmark(data, ["pop"], seeds=1, jobs=0, progress=False)
 
 
+def test_threads_sets_torch_threads_for_every_fit_and_restores_them(data: Interactions, tmp_path: Path) -> None:
+    """--threads N: the fits run with N torch threads, here and in worker processes (recorded in each
+    run record), and torch's setting is back as it was afterwards."""
+    import torch
+
+    before = torch.get_num_threads()
+    over = {"sasrec": {"epochs": 1, "embedding_size": 16, "device": "cpu"}}
+    kw: dict[str, Any] = {"seeds": 1, "ks": (10,), "tune": False, "overrides": over, "progress": False}
+    for jobs in (1, 2):
+        out = tmp_path / f"jobs{jobs}"
+        run_benchmark(data, ["pop", "sasrec"], jobs=jobs, threads=1, out=out, **kw)
+        assert json.loads((out / "runs" / "sasrec-seed0.json").read_text())["torch_threads"] == 1
+        assert torch.get_num_threads() == before
+    with pytest.raises(ValueError, match="threads must be at least 1"):
+        run_benchmark(data, ["pop"], seeds=1, threads=0, progress=False)
+
+
 def test_jobs_show_the_epochs_of_worker_fits(data: Interactions) -> None:
     """Fits in worker processes report their epochs to the parent's console (a line every 10
     epochs when it is not a terminal, e.g. a log file)."""

@@ -1,7 +1,8 @@
 """Tail latency of `recfuse serve` under read load, alone and with 4 writers, before and after, in one run.
 
 Both servers (``--before SRC`` runs another source tree, e.g. the last commit's ``src`` from ``git
-archive``; the working tree is "after") are started side by side, each on a fresh SQLite store seeded
+archive``; the working tree is "after"; with ``--fit-model`` each tree fits the same model with its own
+code, so that it can load it) are started side by side, each on a fresh SQLite store seeded
 from the model's log, with a warm user-vector cache (every known user asked once); then, the servers
 taking turns row by row:
 
@@ -61,20 +62,39 @@ end
 """
 
 
-def fit_model(out: Path, n_users: int, per_genre: int, epochs: int) -> Path:
-    """A fusion model on recfuse.serve.testing's genre log, sized like ml-100k by default."""
-    from recfuse.bundle import Bundle
-    from recfuse.data.split import leave_one_out
-    from recfuse.models.fusion import Fusion
-    from recfuse.serve.testing import genre_dataset
-    from recfuse.text.cache import encode_items
+FIT = r"""
+import inspect, sys
+from pathlib import Path
+from recfuse.bundle import Bundle
+from recfuse.data.split import leave_one_out
+from recfuse.models.fusion import Fusion
+from recfuse.serve.testing import genre_dataset
 
-    data = genre_dataset(n_users=n_users, per_genre=per_genre)
-    split = leave_one_out(data)
+out, n_users, per_genre, epochs = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+data = genre_dataset(n_users=n_users, per_genre=per_genre)
+split = leave_one_out(data)
+model = Fusion(epochs=epochs, embedding_size=64, max_len=50, long_len=200, batch_size=256, learning_rate=3e-3,
+               progress=False, patience=epochs, seed=0)
+meta = {"split": "loo", "seed": 0}
+if "item_text" in inspect.signature(Fusion.fit).parameters:  # item text is an input of the fit
+    from recfuse.text.cache import encode_items
     text = encode_items(split.train)[0]
-    model = Fusion(epochs=epochs, embedding_size=64, max_len=50, long_len=200, batch_size=256, learning_rate=3e-3,
-                   progress=False, patience=epochs, seed=0).fit(split.train, split.valid, item_text=text)
-    return Bundle.from_fit(model, data, {"split": "loo", "seed": 0}, text_vectors=text).save(out)
+    Bundle.from_fit(model.fit(split.train, split.valid, item_text=text), data, meta, text_vectors=text).save(out)
+else:  # an older tree: the model encodes the log's item text itself
+    Bundle.from_fit(model.fit(split.train, split.valid), data, meta).save(out)
+"""
+
+
+def fit_model(src: Path, out: Path, n_users: int, per_genre: int, epochs: int) -> Path:
+    """A fusion model on recfuse.serve.testing's genre log (sized like ml-100k by default), fitted by the
+    tree at ``src`` so that tree's server can load it (the saved format follows the code)."""
+    if not (out / "bundle.json").is_file():
+        t = time.perf_counter()
+        env = {**os.environ, "PYTHONPATH": str(src), "OPENBLAS_NUM_THREADS": "1"}
+        subprocess.run([sys.executable, "-c", FIT, str(out), str(n_users), str(per_genre), str(epochs)],
+                       env=env, check=True)
+        print(f"fitted {out} with {src} in {time.perf_counter() - t:.0f} s", flush=True)
+    return out
 
 
 def tcp_retransmits() -> int:
@@ -224,7 +244,9 @@ def measure(servers: dict[str, Path], model: Path, args: argparse.Namespace, use
     try:
         for name, src in servers.items():
             (tmp / name).mkdir()
-            running[name] = Server(src, model, tmp / name, args.server_args.split()).wait()
+            served = model if name == "after" or args.fit_model is None else fit_model(
+                src, tmp / name / "model", args.users, args.per_genre, args.epochs)
+            running[name] = Server(src, served, tmp / name, args.server_args.split()).wait()
             asyncio.run(_warm(running[name].url, users))  # every known user once: a steady state's cache
         for mode in ("read-only", "mixed"):
             for c in args.concurrency:
@@ -337,13 +359,10 @@ def main() -> None:
     ap.add_argument("--note", default="", help="free text saved with the results (e.g. other load on the machine)")
     args = ap.parse_args()
     if args.fit_model is not None:
-        if not (args.fit_model / "bundle.json").is_file():
-            t = time.perf_counter()
-            fit_model(args.fit_model, args.users, args.per_genre, args.epochs)
-            print(f"fitted {args.fit_model} in {time.perf_counter() - t:.0f} s", flush=True)
-        args.model = args.fit_model
+        args.model = fit_model(ROOT / "src", args.fit_model, args.users, args.per_genre, args.epochs)
     if args.model is None:
         ap.error("give --model DIR or --fit-model DIR")
+    args.model = args.model.resolve()  # the servers run in their own folders
     from recfuse.bundle import Bundle
 
     bundle = Bundle.load(args.model)

@@ -107,11 +107,12 @@ def run_ablation(
     cold_items: float = 0.0,
     cold_seed: int = COLD_ITEMS_SEED,
     jobs: int = 1,
+    threads: int | None = None,
     out: str | Path | None = None,
 ) -> dict[str, Any]:
     """Run the ablation and return its ``results.json`` dict.
 
-    ``seeds`` is a count or a list, ``jobs`` runs fits side by side and
+    ``seeds`` is a count or a list, ``jobs`` runs fits side by side (``threads`` each) and
     ``out`` receives each fit's record as it ends, as in
     :func:`~recfuse.evaluate.runner.run_benchmark`.  The dict is a benchmark
     results dict (``docs/results-json.md``) keyed by variant label, with
@@ -168,7 +169,7 @@ def run_ablation(
     return run_variants(
         data, variants, seeds, split=split, ks=ks, mask_history=mask_history, tune=False, reference=REFERENCE,
         progress=progress, console=console, cold_items=cold_items, cold_seed=cold_seed, after_fit=after_fit,
-        title="ablation", jobs=jobs, out=out, finish=finish,
+        title="ablation", jobs=jobs, threads=threads, out=out, finish=finish,
     )
 
 

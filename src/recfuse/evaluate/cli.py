@@ -67,6 +67,10 @@ JOBS_HELP = (
     "1 = one after another in this process. Each worker's epochs show in a progress row "
     "(a line every 10 epochs when the output is not a terminal)."
 )
+THREADS_HELP = (
+    "Torch threads per fit (default: cores/JOBS). At 1 a fit is repeatable bit for bit on a busy machine too; "
+    "with several, CPU kernels may split their sums differently when other work competes for the cores."
+)
 
 
 def _load_dataset(spec: DatasetSpec) -> Any:
@@ -125,6 +129,7 @@ def benchmark(
     jobs: Annotated[
         int, typer.Option("--jobs", "-j", min=1, help=JOBS_HELP)
     ] = 1,
+    threads: Annotated[int | None, typer.Option("--threads", min=1, help=THREADS_HELP)] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or per-run lines.")] = False,
 ) -> None:
     """Tune on valid, fit every model for every seed, and report test metrics with significance.
@@ -170,7 +175,7 @@ def benchmark(
     results = run_benchmark(
         data, names, seed_ids, split=split, ks=cutoffs, mask_history=mask_history, tune=tune, overrides=overrides,
         reference=reference, progress=not quiet, console=Console(stderr=True), cold_items=cold_items,
-        cold_seed=cold_items_seed, save_models=save_models, jobs=jobs, out=out_dir,
+        cold_seed=cold_items_seed, save_models=save_models, jobs=jobs, threads=threads, out=out_dir,
     )
     paths = write_report(results, out_dir)
     print_leaderboard(results, stdout)
@@ -246,6 +251,7 @@ def ablate(
     jobs: Annotated[
         int, typer.Option("--jobs", "-j", min=1, help=JOBS_HELP)
     ] = 1,
+    threads: Annotated[int | None, typer.Option("--threads", min=1, help=THREADS_HELP)] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or per-run lines.")] = False,
 ) -> None:
     """Ablate the fusion model: the full model against itself with one part switched off.
@@ -299,7 +305,7 @@ def ablate(
     stdout = Console()
     results = run_ablation(
         data, seed_ids, names, params, split=split, ks=cutoffs, progress=not quiet, console=Console(stderr=True),
-        cold_items=cold_items, jobs=jobs, out=out_dir,
+        cold_items=cold_items, jobs=jobs, threads=threads, out=out_dir,
     )
     paths = write_ablation_report(results, out_dir)
     print_ablation(results, stdout)

@@ -34,6 +34,7 @@ anything is fitted, and two more test slices are written: ``cold_items``
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import importlib.metadata
@@ -47,7 +48,7 @@ import platform
 import sys
 import time
 import weakref
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -475,6 +476,22 @@ def worker_threads(jobs: int, cpus: int | None = None) -> int:
     return max(1, (cpus or os.cpu_count() or 1) // max(jobs, 1))
 
 
+@contextlib.contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """Run the block with ``threads`` torch threads (``None``: leave torch's setting alone)."""
+    if threads is None:
+        yield
+        return
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def run_benchmark(
     data: Interactions,
     models: list[str],
@@ -491,6 +508,7 @@ def run_benchmark(
     cold_seed: int = COLD_ITEMS_SEED,
     save_models: str | Path | None = None,
     jobs: int = 1,
+    threads: int | None = None,
     out: str | Path | None = None,
 ) -> dict[str, Any]:
     """Run the benchmark and return the ``results.json`` dict.
@@ -538,6 +556,10 @@ def run_benchmark(
         ``cores // jobs`` torch threads); 1 runs them one after another here.
         Tuning grids always run here, first.  Seeds fix every fit, so the
         figures do not depend on ``jobs`` beyond float summation order.
+    threads
+        Torch threads per fit (default: ``cores // jobs`` in workers, torch's own setting here).  A fit
+        is bit-for-bit repeatable at one thread; with several, CPU kernels may split their sums
+        differently from run to run when other work competes for the cores.
     out
         A folder for the records that survive an interrupted run: as each
         fit ends, ``runs/MODEL-seedN.json`` and ``.npz`` (see
@@ -583,7 +605,7 @@ def run_benchmark(
     return run_variants(
         data, variants, seeds, split=split, ks=ks, mask_history=mask_history, tune=tune, reference=reference,
         progress=progress, console=console, cold_items=cold_items, cold_seed=cold_seed, after_fit=hook, jobs=jobs,
-        out=out,
+        threads=threads, out=out,
     )
 
 
@@ -603,6 +625,7 @@ def run_variants(
     after_fit: Callable[[Variant, int, Split, Recommender], None] | None = None,
     title: str = "benchmark",
     jobs: int = 1,
+    threads: int | None = None,
     out: str | Path | None = None,
     finish: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
@@ -645,6 +668,8 @@ def run_variants(
         raise ValueError(f"cold_items must be in [0, 1), got {cold_items}")
     if jobs < 1:
         raise ValueError(f"jobs must be at least 1, got {jobs}")
+    if threads is not None and threads < 1:
+        raise ValueError(f"threads must be at least 1, got {threads}")
     for v in variants:
         if "seed" in v.params:
             raise ValueError(f"{v.label}.seed: seeds are set by the runner (the seeds argument), not overridden")
@@ -741,7 +766,7 @@ def run_variants(
         }
         return finish(r) if finish is not None else r
 
-    with Progress(
+    with torch_threads(threads), Progress(
         SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
         console=console, disable=not progress, transient=False,
     ) as bar:
@@ -797,7 +822,7 @@ def run_variants(
                 listener.start()
             try:
                 with ProcessPoolExecutor(n, mp_context=ctx, initializer=_worker_init,
-                                         initargs=(sp, worker_threads(n), epochs, text)) as pool:
+                                         initargs=(sp, threads or worker_threads(n), epochs, text)) as pool:
                     futures = {pool.submit(_worker_fit, v.model, chosen[v.label], seed, ks, mask_history,
                                            after_fit is not None): (v, seed) for v, seed in fits}
                     for fut in as_completed(futures):

@@ -211,7 +211,7 @@ class Fusion(SequentialRecommender):
         module = self.module
         if module.trend_table is None:
             return None
-        t0, width = (float(v) for v in module.trend_clock)
+        t0, width = module.trend_clock.tolist()  # one call: iterating a tensor costs more than the gather below
         lengths = np.asarray(lengths)
         rows = trend_rows(times, len(lengths), t0, width, len(module.trend_table))
         rows = np.where(lengths > 0, rows, 0)
