@@ -114,10 +114,10 @@ def _report(name: str, cases: Counter[str], failures: list[str]) -> None:
 def test_contract_without_keys(open_url: str) -> None:
     cases, failures = _run(open_url, None)
     _report("no keys", cases, failures)
-    assert len(cases) == 10 and not failures
+    assert len(cases) == 11 and not failures
 
 
 def test_contract_with_keys(keyed_url: str) -> None:
     cases, failures = _run(keyed_url, ADMIN_KEY)
     _report("keys", cases, failures)
-    assert len(cases) == 10 and not failures
+    assert len(cases) == 11 and not failures

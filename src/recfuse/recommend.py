@@ -144,27 +144,12 @@ def query_encoder(bundle: Bundle) -> Any:
 
 def _generator(llm: str | None) -> Any:
     """``--llm``: None (the environment's choice, else templates), 'template', 'local', a .gguf file or an URL."""
-    from recfuse.llm.generators import GenerationError, LocalGenerator, OpenAIGenerator, generator_from_env
+    from recfuse.llm.generators import GenerationError, generator_from_option
 
     try:
-        if llm is None:
-            return generator_from_env()
-        if llm == "template":
-            return None
-        if llm == "local":
-            return LocalGenerator()
-        if llm.startswith(("http://", "https://")):
-            import os
-
-            return OpenAIGenerator(llm, model=os.environ.get("RECFUSE_LLM_MODEL", "default"),
-                                   api_key=os.environ.get("RECFUSE_LLM_KEY") or None,
-                                   timeout=float(os.environ.get("RECFUSE_LLM_TIMEOUT", "10")))
-        if llm.endswith(".gguf") or Path(llm).is_dir():
-            return LocalGenerator(llm)
-    except GenerationError as e:
+        return generator_from_option(llm)
+    except (GenerationError, ValueError) as e:
         raise typer.BadParameter(str(e), param_hint="--llm") from None
-    raise typer.BadParameter(f"{llm!r}: use template, local, a .gguf file or model folder, or an http(s) URL",
-                             param_hint="--llm")
 
 
 def _load(model_dir: Path) -> Bundle:

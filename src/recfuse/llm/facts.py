@@ -139,10 +139,13 @@ def profile_facts(bundle: Bundle, queries: Queries, user_id: str | None = None) 
         )
     long_vec, short_vec, gate, items = vectors  # items: (n_items, D)
     s_long, s_short = items @ long_vec, items @ short_vec  # (n_items,) each
-    hist = np.array(seen)
-    long_pick = hist[np.argsort(-s_long[hist], kind="stable")][:N_LONG].tolist()
-    rec = np.array([i for i in recent if i not in long_pick] or recent)
+    # What they are into now comes from the newest events; what they have loved over time from the
+    # events before those (all of them when the history is no longer than the recent window).
+    rec = np.array(recent)
     short_pick = rec[np.argsort(-s_short[rec], kind="stable")][:N_SHORT].tolist()
+    newest = set(recent)
+    past = np.array([i for i in seen if i not in newest] or [i for i in seen if i not in short_pick] or seen)
+    long_pick = past[np.argsort(-s_long[past], kind="stable")][:N_LONG].tolist()
     near_long = np.argsort(-s_long, kind="stable")[:N_NEIGHBOURS].tolist()
     near_short = np.argsort(-s_short, kind="stable")[:N_NEIGHBOURS].tolist()
     return ProfileFacts(

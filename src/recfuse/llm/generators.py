@@ -122,7 +122,7 @@ class LocalGenerator:
         self.load_seconds: float | None = None
         self._model: Any = None
         self._tokenizer: Any = None
-        self._lock = threading.Lock()  # one generation at a time: the model is not re-entrant
+        self._lock = threading.RLock()  # one load or generation at a time: the model is not re-entrant
 
     def _resolve(self) -> tuple[Path, str | None]:
         """(folder, gguf file name or None)."""
@@ -137,8 +137,11 @@ class LocalGenerator:
 
     def load(self) -> None:
         """Load the tokenizer and weights now (the first :meth:`generate` does it otherwise)."""
-        if self._model is not None:
-            return
+        with self._lock:
+            if self._model is None:
+                self._load()
+
+    def _load(self) -> None:
         folder, gguf = self._resolve()
         start = time.perf_counter()
         missing = [m for m in (("gguf", "accelerate") if gguf else ()) if importlib.util.find_spec(m) is None]
@@ -319,6 +322,37 @@ def generator_from_env(environ: dict[str, str] | None = None) -> TextGenerator |
     raise GenerationError(f"{LLM_ENV}={kind!r}: use template, local or openai")
 
 
+def generator_from_option(llm: str | None, environ: dict[str, str] | None = None) -> TextGenerator | None:
+    """The generator an ``--llm`` option names (``recfuse explain --llm``, ``recfuse serve --llm``): ``None``
+    for the environment's choice (:func:`generator_from_env`), ``"template"``, ``"local"``, a ``.gguf`` file or
+    a model folder (the local back end on it), or the URL of an OpenAI-compatible endpoint (model, key and
+    timeout from ``RECFUSE_LLM_MODEL``, ``RECFUSE_LLM_KEY``, ``RECFUSE_LLM_TIMEOUT``).
+
+    Raises :class:`ValueError` for anything else and :class:`GenerationError` for an environment that names
+    no usable back end.
+
+    Examples
+    --------
+    >>> generator_from_option("template") is None, generator_from_option(None, {}) is None
+    (True, True)
+    >>> generator_from_option("http://127.0.0.1:8000", {"RECFUSE_LLM_MODEL": "m"}).endpoint
+    'http://127.0.0.1:8000/v1/chat/completions'
+    """
+    env = os.environ if environ is None else environ
+    if llm is None:
+        return generator_from_env(dict(env))
+    if llm == "template":
+        return None
+    if llm == "local":
+        return LocalGenerator()
+    if llm.startswith(("http://", "https://")):
+        return OpenAIGenerator(llm, model=env.get(MODEL_ENV, "default"), api_key=env.get(KEY_ENV) or None,
+                               timeout=float(env.get(TIMEOUT_ENV, "10")))
+    if llm.endswith(".gguf") or Path(llm).is_dir():
+        return LocalGenerator(llm)
+    raise ValueError(f"{llm!r}: use template, local, a .gguf file or model folder, or an http(s) URL")
+
+
 def describe(generator: TextGenerator | None) -> str:
     """A generator's name, ``"template"`` for none.
 
@@ -339,6 +373,7 @@ __all__ = [
     "TextGenerator",
     "describe",
     "generator_from_env",
+    "generator_from_option",
     "make_generator",
     "smollm2_path",
 ]

@@ -189,8 +189,12 @@ def item_template(facts: ItemFacts) -> str:
     '"Up (2009)" comes from your short-term interest (short-term share 80%): it follows your latest activity: "Cars (2006)".'
     >>> item_template(ItemFacts("Up (2009)", because=("Cars (2006)",)))
     '"Up (2009)" is recommended because of "Cars (2006)".'
+    >>> item_template(ItemFacts("Up (2009)", dimension="popularity"))
+    '"Up (2009)" is one of the most popular items.'
     """
     because = _quoted(facts.because)
+    if facts.dimension == "popularity" and not because and facts.gate is None:
+        return f'"{facts.title}" is one of the most popular items.'
     if facts.gate is None:
         return f'"{facts.title}" is recommended because of {because}.' if because else f'"{facts.title}" is recommended.'
     lean = "your short-term interest" if facts.lean == SHORT else "your long-term taste"

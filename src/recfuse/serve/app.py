@@ -5,8 +5,11 @@ under :mod:`recfuse.serve.routes`:
 
 =========================================  =====  ===========================================
 ``POST /v1/events``                        key*   one event or ``{"events": [...]}``; durable before 2xx
-``GET  /v1/users/{user_id}/recommendations``  key*   top-k from the stored history + live events
+``GET  /v1/users/{user_id}/recommendations``  key*   top-k from the stored history + live events;
+                                                  ``explain=true`` why (facts), ``explain=text`` also in words
 ``POST /v1/recommendations``               key*   anonymous: ``recent_items`` and/or a free-text ``query``
+``GET  /v1/users/{user_id}/profile``       key*   the user's interests in words, with the facts; no
+                                                  history: 200, ``cold_start`` true
 ``GET  /v1/users/{user_id}/events``        key*   everything stored about a user (right of access)
 ``DELETE /v1/users/{user_id}``             admin  erase a user: store, live state, vectors (right to erasure)
 ``GET  /v1/items/{item_id}/similar``       key*   item-to-item by the model's item vectors
@@ -20,6 +23,11 @@ under :mod:`recfuse.serve.routes`:
 answer 403 and change nothing.  Keys go in ``X-API-Key: KEY`` or
 ``Authorization: Bearer KEY`` and are checked before the body is read
 (:mod:`recfuse.serve.auth`); the OpenAPI document declares both schemes.
+
+Words (``explain=text``, the profile; :mod:`recfuse.serve.words`): the templates, or the text
+generator chosen at start (``recfuse serve --llm``, else ``RECFUSE_LLM_URL`` / ``RECFUSE_LLM``), whose
+text is kept only when it passes the fact check; a failure, a timeout or a full set of generation slots
+gives the template sentence, never an error.  Nothing is generated for a request that does not ask.
 
 Limits: a request body over 5 MB or an events batch over 10,000 gets 413;
 ``k`` over 1,000 gets 422; a body that is not JSON, nested deeper than the

@@ -21,6 +21,8 @@ def serve(
     user_cache: Annotated[int, typer.Option("--user-cache", min=0, help="User vectors kept between requests, keyed by the user's event count and the log2 bucket of time since their last event (0: recompute every request).")] = 100_000,
     no_seed: Annotated[bool, typer.Option("--no-seed", help="Do not load the model's training log into an empty store.")] = False,
     no_text_preload: Annotated[bool, typer.Option("--no-text-preload", help="Load the text encoder on first use instead of at start.")] = False,
+    llm: Annotated[str | None, typer.Option("--llm", help="Who phrases explain=text and /v1/users/{id}/profile, as for `recfuse explain --llm`: 'template', 'local' (SmolLM2-135M, offline), a .gguf file or model folder, or an OpenAI-compatible URL. Default: $RECFUSE_LLM_URL / $RECFUSE_LLM, else template.")] = None,
+    llm_timeout: Annotated[float, typer.Option("--llm-timeout", min=0.1, help="Seconds one request may spend generating words; past them (and on any generator failure) it gets the template sentences.")] = 10.0,
     log_level: Annotated[str, typer.Option("--log-level", help="uvicorn log level: critical, error, warning, info, debug.")] = "info",
 ) -> None:
     """Serve real-time recommendations over HTTP (OpenAPI docs at /docs).
@@ -36,10 +38,15 @@ def serve(
         raise typer.BadParameter(f"{model}: not a recfuse model directory (no bundle.json); make one with `recfuse train`", param_hint="--model")
     import uvicorn
 
+    from recfuse.llm.generators import GenerationError, generator_from_option
     from recfuse.serve.app import create_app
     from recfuse.serve.service import ServeConfig
     from recfuse.serve.store import EventStore, StoreError
 
+    try:
+        generator_from_option(llm)
+    except (GenerationError, ValueError) as e:
+        raise typer.BadParameter(str(e), param_hint="--llm") from None
     try:
         EventStore(db).close()
     except StoreError as e:
@@ -47,6 +54,7 @@ def serve(
     config = ServeConfig(
         model_dir=model, db=db, table_prefix=table_prefix, threads=threads, max_batch=max_batch,
         max_wait_ms=max_wait_ms, switch_interval_ms=switch_interval_ms, user_cache=user_cache, seed=not no_seed, preload_text=not no_text_preload,
+        llm=llm, llm_timeout=llm_timeout,
     )
     uvicorn.run(create_app(config), host=host, port=port, log_level=log_level, access_log=False)
 

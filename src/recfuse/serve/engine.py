@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, Self
 
 import numpy as np
+import polars as pl
 import torch
 
 from recfuse.bundle import Bundle
@@ -311,6 +312,10 @@ class Engine:
     def describe(self, index: int) -> dict[str, Any]:
         return {"item_id": self.items.external_ids[index], "title": self.titles[index], "genres": self.genres[index]}
 
+    def query(self, history: Snapshot, now: float | None, user: str | None = None) -> Queries:
+        """The model-side query of one history at request time ``now`` (what a ranking job scores)."""
+        return self._queries([Job(history, 1, False, False, now, self, user)])
+
     # ---------------------------------------------------------------- scoring
     def _queries(self, jobs: Sequence[Job]) -> Queries:
         hist = [j.history for j in jobs]
@@ -505,7 +510,8 @@ class Engine:
             if new_recs:
                 vecs = np.stack([np.asarray(r.vector, np.float32) for r in new_recs])
                 model.add_items(vecs)
-                self.items = self.items.extend([r.item_id for r in new_recs])
+                self.bundle.items = self.bundle.items.extend([r.item_id for r in new_recs])
+                self.items = self.bundle.items
                 self.token = next(_tokens)
                 self.titles += [""] * len(new_recs)
                 self.genres += [None] * len(new_recs)
@@ -513,8 +519,36 @@ class Engine:
                 for r in new_recs:
                     self._set_item(self.items.index(r.item_id), r)
                     added.append(r.item_id)
+            self._sync_table(records)
             self._refresh()
         return added, updated
+
+    def _sync_table(self, records: Sequence[ItemRecord]) -> None:
+        """Give the bundle's item table a row per added item and the new fields of updated ones, so that
+        what reads the catalogue from the bundle (:mod:`recfuse.llm.facts`: titles, genres) sees every
+        item served.  Called with the lock held, after the engine's own lists are updated."""
+        table = self.bundle.item_table
+        table = table.with_columns(
+            (pl.col(c).cast(pl.String) if c in table.columns else pl.lit(None, pl.String)).alias(c)
+            for c in ("text", "title", "genres")
+        )
+        n_old = table.height
+        cols = {c: table[c].to_list() for c in ("text", "title", "genres")}
+        latest = {r.item_id: r for r in records}
+        for r in latest.values():
+            idx = self.items.index(r.item_id)
+            if idx < n_old:
+                cols["text"][idx], cols["title"][idx], cols["genres"][idx] = r.text, self.titles[idx], r.genres
+        table = table.with_columns(pl.Series(c, v, pl.String) for c, v in cols.items())
+        new_ids = self.items.external_ids[n_old:].tolist()
+        if new_ids:
+            rows = pl.DataFrame({
+                "item_id": new_ids, "text": [latest[i].text for i in new_ids],
+                "title": [self.titles[n_old + n] for n in range(len(new_ids))],
+                "genres": [latest[i].genres for i in new_ids],
+            })
+            table = pl.concat([table, rows], how="diagonal_relaxed")
+        self.bundle.item_table = table
 
     def _set_item(self, idx: int, r: ItemRecord) -> None:
         self.titles[idx] = r.title or r.text[:60]

@@ -41,6 +41,9 @@ class Metrics:
         "recfuse_users_erased_total": "Users erased through DELETE /v1/users/{id}.",
         "recfuse_model_batches_total": "Forward passes of the recommendation batcher.",
         "recfuse_model_batched_requests_total": "Requests answered by those forward passes.",
+        "recfuse_texts_llm_total": "Sentences in words (explain=text, profile) phrased by the text generator.",
+        "recfuse_texts_template_total": "Sentences in words from the templates (no generator, or a fallback).",
+        "recfuse_text_fallbacks_total": "Template sentences sent although a generator is configured (failed check, error, timeout, busy).",
     }
 
     def __init__(self) -> None:

@@ -26,8 +26,10 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PlainValidator,
     StringConstraints,
     TypeAdapter,
+    ValidationError,
     WithJsonSchema,
     field_validator,
     model_validator,
@@ -135,6 +137,30 @@ PathText = Annotated[str, BeforeValidator(_text), StringConstraints(max_length=4
 
 PathId = Annotated[str, StringConstraints(min_length=1, max_length=ID_MAX, pattern=ID_PATTERN)]
 """A user or item id in a URL path (the path is text, so integers need no special case)."""
+
+_BOOL: TypeAdapter[bool] = TypeAdapter(bool)
+
+
+def parse_explain(v: Any) -> bool | Literal["text"]:
+    """The ``explain`` query parameter: ``"text"``, or a boolean as a query string reads one (``true``,
+    ``false``, ``1``, ``0``, ``yes``, ``off``, ...).
+
+    Examples
+    --------
+    >>> parse_explain("text"), parse_explain("1"), parse_explain("false")
+    ('text', True, False)
+    """
+    if v == "text":
+        return "text"
+    try:
+        return _BOOL.validate_python(v)
+    except ValidationError:
+        raise PydanticCustomError("explain_value", "must be false, true or text") from None
+
+
+Explain = Annotated[bool | Literal["text"], PlainValidator(parse_explain),
+                    WithJsonSchema({"anyOf": [{"type": "boolean"}, {"type": "string", "enum": ["text"]}]})]
+"""``explain``: ``false`` / ``true`` (the booleans as before) or ``text``."""
 
 
 # ------------------------------------------------------------------ timestamps
@@ -376,6 +402,26 @@ class Because(ItemRef):
     contribution: float | None = Field(None, description="How much this history item drove the score.")
 
 
+Source = Literal["template", "llm"]
+Fallback = Literal["fact_check", "error", "timeout", "busy"]
+_SOURCE = "llm: the generator's phrasing, which passed the fact check; template: the deterministic sentence."
+_GENERATOR = 'The text generator the service was started with ("template" when none).'
+_FALLBACK = (
+    "Why the template was used although a generator is configured: its text failed the fact check "
+    "(fact_check), it failed (error), the request's deadline passed (timeout), or every generation slot was "
+    "taken (busy); null when the generator's text was used or no generator is configured."
+)
+
+
+class Words(BaseModel):
+    """One explanation in words, grounded in the explanation's facts, and who phrased it."""
+
+    text: str
+    source: Source = Field(description=_SOURCE)
+    generator: str = Field(description=_GENERATOR)
+    fallback: Fallback | None = Field(description=_FALLBACK)
+
+
 class Explanation(BaseModel):
     gate: float | None = Field(description="Short-term share of the user vector (null: no model gate).")
     dimension: str = Field(description="What drove it most: content, rating, recency, popularity, ...")
@@ -384,6 +430,7 @@ class Explanation(BaseModel):
     reason: str | None = None
     query_similarity: float | None = None
     model_score: float | None = None
+    text: Words | None = Field(None, description="With explain=text only: the explanation in one sentence.")
 
 
 class RankedItem(ItemRef):
@@ -400,6 +447,35 @@ class UserRecommendationsOut(BaseModel):
     reason: str | None = None
     gate: float | None
     items: list[RankedItem]
+
+
+class Interest(BaseModel):
+    titles: list[str] = Field(description="History items nearest to this interest vector, nearest first.")
+    genres: list[str] = Field(description="Genres of the catalogue items nearest to it, most weight first.")
+
+
+class ProfileFactsOut(BaseModel):
+    """What the summary was phrased from: the model's two interest vectors and the gate."""
+
+    gate: float | None = Field(description="Short-term share at request time (null: no model gate, or no history).")
+    lean: Literal["long-term", "short-term"] | None = Field(description="Which interest leads (from the gate).")
+    long_term: Interest
+    short_term: Interest
+
+
+class ProfileOut(BaseModel):
+    """A user's interests in words.  A user with no history gets 200, ``cold_start`` true and a
+    summary that says so."""
+
+    user_id: str
+    history_length: int
+    model_version: int
+    cold_start: bool
+    summary: str = Field(description="Two or three sentences: long-term tastes, what the user is into now, the gate.")
+    source: Source = Field(description=_SOURCE)
+    generator: str = Field(description=_GENERATOR)
+    fallback: Fallback | None = Field(description=_FALLBACK)
+    facts: ProfileFactsOut
 
 
 class AnonymousOut(BaseModel):

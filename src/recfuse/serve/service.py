@@ -1,4 +1,4 @@
-"""The service object: store, live state, engine, batcher and metrics; what the routes call.
+"""The service object: store, live state, engine, batcher, phraser and metrics; what the routes call.
 
 :class:`Service` is built once per process, in the app's lifespan
 (:func:`recfuse.serve.app.create_app`), and reached from a route through the
@@ -10,6 +10,7 @@ store or the live state.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import math
 import os
@@ -25,11 +26,13 @@ from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
 
 from recfuse.bundle import Bundle
+from recfuse.llm.generators import GenerationError, LocalGenerator, generator_from_option
 from recfuse.serve.engine import Batcher, Engine, EngineError, Job, SharedLock, encode, load_engine, text_encoder
 from recfuse.serve.metrics import Metrics
 from recfuse.serve.schemas import EventIn, ItemIn, timestamp_problem
 from recfuse.serve.state import LiveState, Snapshot
 from recfuse.serve.store import DEFAULT_URL, Event, EventStore, ItemRecord
+from recfuse.serve.words import Phraser
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +45,9 @@ class ServeConfig:
     """Everything ``recfuse serve`` can set.
 
     ``admin_key`` / ``api_key`` default to ``RECFUSE_ADMIN_KEY`` /
-    ``RECFUSE_API_KEY`` from the environment.
+    ``RECFUSE_API_KEY`` from the environment; ``llm`` (who phrases
+    ``explain=text`` and the profile) to ``RECFUSE_LLM_URL`` / ``RECFUSE_LLM``,
+    else the templates.
 
     Examples
     --------
@@ -62,14 +67,39 @@ class ServeConfig:
     seed: bool = True
     switch_interval_ms: float = 1.0  # GIL switch interval (Python: 5): how long a thread waits for another to yield
     user_cache: int = 100_000  # user vectors kept between requests (0: none)
+    # Who phrases explain=text and the profile: as `recfuse explain --llm` (None: RECFUSE_LLM_URL / RECFUSE_LLM,
+    # else the templates); seconds one request may spend on it; generations in flight at most.
+    llm: str | None = None
+    llm_timeout: float = 10.0
+    llm_concurrency: int = 4
 
     def __post_init__(self) -> None:
         self.admin_key = self.admin_key if self.admin_key is not None else (os.environ.get("RECFUSE_ADMIN_KEY") or None)
         self.api_key = self.api_key if self.api_key is not None else (os.environ.get("RECFUSE_API_KEY") or None)
 
 
+def settle_heap() -> None:
+    """Collect garbage, then move every object alive to the collector's permanent generation.
+
+    A loaded service holds some 250,000 tracked objects (the model, torch, the web stack); a full
+    collection walks all of them, about 0.1 s on one core, and every request in flight waits that long.
+    Frozen (``gc.freeze``), they are never walked again: collections see only what requests allocate.
+    Called once the service has loaded and after each model swap (it thaws first, so an old model's
+    objects can be collected).
+    """
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
+
+
+def _preload_text() -> None:
+    """Load the text encoder in the background (the first query then does not wait) and settle the heap."""
+    text_encoder()
+    settle_heap()
+
+
 class Service:
-    """Store + live state + engine + batcher; what the routes talk to.
+    """Store + live state + engine + batcher + phraser (words, :mod:`recfuse.serve.words`); what the routes talk to.
 
     Building one migrates the store, loads the model directory, seeds an empty
     store with the model's training log and loads every user's history into
@@ -92,6 +122,10 @@ class Service:
 
         self.config = config
         self.metrics = Metrics()
+        generator = generator_from_option(config.llm)  # once; a bad setting stops the start before anything loads
+        self.phraser = Phraser(generator, config.llm_timeout, config.llm_concurrency, self.metrics)
+        if isinstance(generator, LocalGenerator):
+            threading.Thread(target=_load_generator, args=(generator,), name="recfuse-llm-preload", daemon=True).start()
         if config.threads is not None:
             torch.set_num_threads(max(1, config.threads))
         # The batcher thread and the HTTP event loop share one interpreter; the GIL switch interval
@@ -121,8 +155,9 @@ class Service:
         m.gauges["recfuse_model_batched_requests"] = lambda: self.batcher.jobs
         m.gauges["recfuse_user_cache_hits"] = lambda: self.engine.cache_hits
         m.gauges["recfuse_user_cache_misses"] = lambda: self.engine.cache_misses
+        settle_heap()
         if config.preload_text and self.engine.text_vectors is not None:
-            threading.Thread(target=text_encoder, name="recfuse-text-preload", daemon=True).start()
+            threading.Thread(target=_preload_text, name="recfuse-text-preload", daemon=True).start()
 
     def _replay_items(self, engine: Engine) -> None:
         """Give ``engine`` the items stored through the API (a fresh or reloaded model lacks them)."""
@@ -150,6 +185,7 @@ class Service:
                                  erased=self.store.erased_users())
             self._replay_items(engine)
             self.engine = engine  # one reference swap: in-flight jobs finish on the engine they started with
+        settle_heap()
         self.metrics.inc("recfuse_model_reloads_total")
         return engine
 
@@ -260,6 +296,14 @@ class Service:
         added, updated = await run_in_threadpool(self.engine.add_items, records)  # the engine serving now
         self.metrics.inc("recfuse_items_added_total", len(records))
         return added, updated
+
+
+def _load_generator(generator: LocalGenerator) -> None:
+    """Load the local LLM's weights now rather than on the first request that asks for words."""
+    try:
+        generator.load()
+    except GenerationError as e:
+        log.warning("text generator %s cannot load (%s): explanations in words will be templates", generator.name, e)
 
 
 def _seed_events(bundle: Bundle) -> Iterator[Event]:

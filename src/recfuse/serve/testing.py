@@ -8,7 +8,8 @@
   next item follows the *session* after a short gap (short-term interest)
   and the *home genre* after a long one (long-term interest): the gate has
   something real to learn.
-* :func:`fit_genre_bundle`: a small fusion model on it, saved as a model directory.
+* :func:`fit_genre_bundle`: a small fusion model on it, saved as a model directory;
+  :func:`relabel_users` copies one with some users renamed (e.g. ``u0`` as ``196``).
 * :class:`ServerProcess` / :class:`ServerThread`: ``recfuse serve`` on a free
   loopback port, in a subprocess (killable with SIGKILL) or in a thread.
 """
@@ -122,6 +123,23 @@ def fit_genre_bundle(out: str | Path, epochs: int = 4, seed: int = 0, **config: 
     text = encode_items(split.train)[0]
     model = Fusion(**params).fit(split.train, split.valid, item_text=text)
     return Bundle.from_fit(model, data, {"split": "loo", "seed": seed}, text_vectors=text).save(out)
+
+
+def relabel_users(model_dir: str | Path, out: str | Path, names: dict[str, str]) -> Path:
+    """A copy of the model directory ``model_dir`` in ``out`` with some users' external ids changed
+    (``names``: old id -> new id), the model untouched: ids are labels at the edges, so the renamed user
+    gets the same vector, answers and gate.
+
+    >>> relabel_users("models/genres", "/tmp/genres-196", {"u0": "196"})  # doctest: +SKIP
+    PosixPath('/tmp/genres-196')
+    """
+    from recfuse.bundle import Bundle
+    from recfuse.data.dataset import IdMap
+
+    bundle = Bundle.load(model_dir)
+    bundle.users = IdMap([names.get(u, u) for u in bundle.users.external_ids.tolist()])
+    bundle.events = bundle.events.with_columns(pl.col("user_id").replace(names))
+    return bundle.save(out)
 
 
 # ------------------------------------------------------------------ servers

@@ -15,11 +15,16 @@ from fastapi.responses import JSONResponse
 from recfuse.serve.auth import GuardedRoute, require_api
 from recfuse.serve.engine import Engine, encode
 from recfuse.serve.errors import error_responses
-from recfuse.serve.schemas import MAX_K, AnonymousOut, AnonymousRequest, PathId, UserRecommendationsOut
+from recfuse.serve.schemas import MAX_K, AnonymousOut, AnonymousRequest, Explain, PathId, UserRecommendationsOut
 from recfuse.serve.service import Service, ServiceDep
 from recfuse.serve.state import Snapshot
 
 router = APIRouter(route_class=GuardedRoute)
+
+At = Annotated[float | None, Query(ge=0, le=4102444800, description=(
+    "Score as if asked at this time (Unix seconds; default: now): e.g. now + 30 days shows how the "
+    "answer and the gate change for a user who comes back after a month."))]
+"""The ``at`` query parameter: the request time a user's answer is computed for."""
 
 
 @router.get("/v1/users/{user_id}/recommendations", dependencies=[Depends(require_api)],
@@ -30,23 +35,29 @@ async def user_recommendations(
     user_id: Annotated[PathId, PathParam(description="The user's id (any id the events used).")],
     k: Annotated[int, Query(ge=1, le=MAX_K, description="How many items.")] = 10,
     exclude_seen: Annotated[bool, Query(description="Leave out items in the user's history.")] = True,
-    explain: Annotated[bool, Query(description="Attach why: gate, top history items, dominant dimension.")] = False,
-    at: Annotated[float | None, Query(ge=0, le=4102444800, description=(
-        "Score as if asked at this time (Unix seconds; default: now): e.g. now + 30 days shows how the "
-        "answer and the gate change for a user who comes back after a month."))] = None,
+    explain: Annotated[Explain, Query(description=(
+        "Attach why: `true` the gate, top history items and dominant dimension; `text` those plus "
+        "`explanation.text`, one sentence in words from those facts (templates, or the service's text "
+        "generator with a fact check; it never fails the request)."))] = False,
+    at: At = None,
 ) -> JSONResponse:
+    """``explain=text`` costs only when asked for: with the templates, string formatting; with a text
+    generator, at most ``ServeConfig.llm_timeout`` seconds, off the event loop, the templates after it."""
     # The service straight from the app, not through ServiceDep: on the hottest route the dependency
     # machinery costs more than the lookup it wraps.
     service: Service = request.app.state.service
     engine = service.engine
+    words = explain == "text"
+    structured = words or explain is True
     hist = service.state.snapshot(user_id, engine.items, engine.token)
     if hist is None or len(hist) == 0:
-        body = _popular(service, engine, k, set(), explain, "no history for this user yet: most popular items")
+        body = _popular(service, engine, k, set(), structured, "no history for this user yet: most popular items", words)
         return JSONResponse({"user_id": user_id, "history_length": 0, "model_version": engine.version, **body})
-    res = await service.rank(engine, hist, k, exclude_seen, explain, time.time() if at is None else at, user_id)
+    res = await service.rank(engine, hist, k, exclude_seen, structured, time.time() if at is None else at, user_id)
+    texts = await service.phraser.items(engine, res) if words else None
     return JSONResponse({
         "user_id": user_id, "history_length": len(hist), "model_version": engine.version, "cold_start": False,
-        "gate": res["gate"], "items": _ranked(engine, res, explain),
+        "gate": res["gate"], "items": _ranked(engine, res, structured, texts),
     })
 
 
@@ -118,25 +129,35 @@ def _explanation(engine: Engine, gate: float | None, entry: dict[str, Any] | Non
     }
 
 
-def _ranked(engine: Engine, res: dict[str, Any], explain: bool) -> list[dict[str, Any]]:
-    """The ``items`` rows of a ranking answer: rank, display fields, score, explanation on request."""
+def _ranked(engine: Engine, res: dict[str, Any], explain: bool,
+            texts: dict[int, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """The ``items`` rows of a ranking answer: rank, display fields, score, explanation on request
+    (with its ``text`` from ``texts``, by item index, for ``explain=text``)."""
     exps = res.get("explanations") if explain else None
     out = []
     for rank, (i, s) in enumerate(zip(res["items"], res["scores"], strict=True), 1):
         row = {"rank": rank, **engine.describe(i), "score": round(s, 6)}
         if exps is not None:
-            row["explanation"] = _explanation(engine, exps["gate"], exps["items"].get(i))
+            row["explanation"] = exp = _explanation(engine, exps["gate"], exps["items"].get(i))
+            if exp is not None and texts is not None and i in texts:
+                exp["text"] = texts[i]
         out.append(row)
     return out
 
 
-def _popular(service: Service, engine: Engine, k: int, exclude: set[str], explain: bool, reason: str) -> dict[str, Any]:
-    """The cold-start answer: the live state's most popular items that ``engine`` knows."""
+def _popular(service: Service, engine: Engine, k: int, exclude: set[str], explain: bool, reason: str,
+             words: bool = False) -> dict[str, Any]:
+    """The cold-start answer: the live state's most popular items that ``engine`` knows (``words``: each
+    explanation with its sentence)."""
     ids = [i for i in service.state.popular(k + len(exclude), exclude) if i in engine.items][:k]
+    indices = [engine.items.index(item) for item in ids]
+    texts = service.phraser.popular(engine, indices) if words else None
     items = []
-    for rank, item in enumerate(ids, 1):
-        row = {"rank": rank, **engine.describe(engine.items.index(item)), "score": None}
+    for rank, i in enumerate(indices, 1):
+        row = {"rank": rank, **engine.describe(i), "score": None}
         if explain:
             row["explanation"] = {"gate": None, "dimension": "popularity", "because": [], "reason": reason}
+            if texts is not None:
+                row["explanation"]["text"] = texts[rank - 1]
         items.append(row)
     return {"cold_start": True, "reason": reason, "gate": None, "items": items}

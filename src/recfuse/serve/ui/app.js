@@ -1,5 +1,6 @@
-// The recfuse web page: a user's recommendations, the long/short gate and the history, updated as the
-// person acts; search, similar items, admin and the service's health.  It speaks the public JSON API
+// The recfuse web page: a user's recommendations, the long/short gate, their interests and the history,
+// updated as the person acts; search, similar items, admin and the service's health.  Explanations and
+// the interest summary are shown in words when the service sends them, else as their facts.  It speaks the public JSON API
 // only (the paths in ROUTES) and builds every node with textContent, never from HTML strings, so item
 // titles, genres and ids (user data) always render as text.  Keys live in this page's memory only and
 // travel in the X-API-Key header.
@@ -9,6 +10,7 @@
 // document.
 const ROUTES = {
   userRecs: "v1/users/{user_id}/recommendations",
+  profile: "v1/users/{user_id}/profile",
   userEvents: "v1/users/{user_id}/events",
   events: "v1/events",
   anonRecs: "v1/recommendations",
@@ -34,6 +36,8 @@ const state = {
   recs: [],
   takesAt: false, // whether GET recommendations takes a request time (`at`), from the OpenAPI document
   hasEvents: true, // whether the server has GET /v1/users/{id}/events
+  hasProfile: true, // whether the server has GET /v1/users/{id}/profile
+  takesText: true, // whether GET recommendations takes explain=text (words), from the OpenAPI document
   titles: new Map(), // item_id -> {title, genres}
   lookedUp: new Set(),
   ops: null, // the previous metrics sample
@@ -271,14 +275,17 @@ async function refresh(label) {
   try {
     let recs;
     let events = [];
+    let profile = null;
     if (state.mode === "user") {
       const at = away && state.takesAt ? Date.now() / 1000 + away : null;
-      const [r, ev] = await Promise.all([
-        api("GET", path(ROUTES.userRecs, { user_id: state.user }, { k, explain: true, at })),
+      const [r, ev, pr] = await Promise.all([
+        api("GET", path(ROUTES.userRecs, { user_id: state.user }, { k, explain: state.takesText ? "text" : true, at })),
         userEvents(state.user),
+        userProfile(state.user, at),
       ]);
       recs = r;
       events = ev;
+      profile = pr;
     } else if (state.recent.length) {
       recs = await api("POST", path(ROUTES.anonRecs), { recent_items: state.recent, k, explain: true });
       events = state.posted.slice();
@@ -292,10 +299,22 @@ async function refresh(label) {
     }
     state.recs = recs.items;
     if (recs.gate !== null && recs.gate !== undefined) state.trail.push({ label, gate: recs.gate });
-    renderView(recs, events, null);
+    renderView(recs, events, null, profile);
     notify("");
   } catch (e) {
     notify(e.message);
+  }
+}
+
+// The user's interests (summary and facts), or null: an older server without the route, or an error
+// (the list still shows).
+async function userProfile(user, at) {
+  if (!state.hasProfile) return null;
+  try {
+    return await api("GET", path(ROUTES.profile, { user_id: user }, { at }));
+  } catch (e) {
+    if (e.status === 404 || e.status === 405) state.hasProfile = false;
+    return null;
   }
 }
 
@@ -310,7 +329,7 @@ async function userEvents(user) {
   }
 }
 
-function renderView(recs, events, sub) {
+function renderView(recs, events, sub, profile = null) {
   $("user-view").hidden = false;
   const title = state.mode === "user" ? `User ${state.user}` : "Anonymous session";
   $("view-title").textContent = title;
@@ -323,10 +342,30 @@ function renderView(recs, events, sub) {
   }
   $("view-sub").textContent = sub;
   renderGate(recs.gate);
+  renderProfile(profile);
   fill($("recs"), recs.items.map((it) => itemRow(it)));
   renderTimeline(events);
   const d = document.body.dataset;
   d.renders = String(Number(d.renders || 0) + 1);
+}
+
+// The interest summary in words when the answer has one, else its facts (genres and titles per interest).
+function renderProfile(p) {
+  const box = $("profile");
+  box.hidden = !p;
+  if (!p) return;
+  const text = $("profile-text");
+  if (typeof p.summary === "string" && p.summary.trim()) {
+    text.className = "profile-words";
+    fill(text, [p.summary, p.source ? h("span", { class: "badge", title: "who phrased it" }, p.source) : null]);
+    return;
+  }
+  const f = p.facts || {};
+  const part = (label, x) => (x && ((x.genres || []).length || (x.titles || []).length)
+    ? `${label}: ${[(x.genres || []).join(", "), (x.titles || []).join("; ")].filter(Boolean).join(" · ")}` : null);
+  const parts = [part("long-term", f.long_term), part("short-term", f.short_term)].filter(Boolean);
+  text.className = "profile-facts";
+  fill(text, [parts.join(" | ") || "No interests to show yet."]);
 }
 
 function renderGate(gate) {
@@ -520,13 +559,19 @@ async function ops() {
   }
 }
 
-// Whether GET recommendations takes a request time (`at`): the "time away" control needs it.
+// Whether GET recommendations takes a request time (`at`, for the "time away" control) and explain=text,
+// and which user routes the server has.
 async function readApi() {
   try {
     const doc = await api("GET", path(ROUTES.openapi));
     const op = doc.paths["/" + ROUTES.userRecs].get;
     state.takesAt = (op.parameters || []).some((p) => p.name === "at" && p.in === "query");
+    const explain = (op.parameters || []).find((p) => p.name === "explain" && p.in === "query");
+    const takes = (schema) => Boolean(schema) && (schema.const === "text" || (schema.enum || []).includes("text")
+      || (schema.anyOf || []).some(takes));
+    state.takesText = Boolean(explain) && takes(explain.schema);
     state.hasEvents = Boolean(doc.paths["/" + ROUTES.userEvents]);
+    state.hasProfile = Boolean(doc.paths["/" + ROUTES.profile]);
   } catch {
     state.takesAt = false;
   }
