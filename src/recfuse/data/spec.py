@@ -111,6 +111,18 @@ class DatasetSpec:
               "event_type": self.event_type, "items_path": self.items, "item_id": self.item_id, "sep": self.sep}
         return {k: v for k, v in kw.items() if v is not None}
 
+    def merges_catalogue(self) -> bool:
+        """Whether ``items`` is added to the dataset's own item fields by item id (a registered dataset, a
+        MovieLens or atomic folder), rather than read as the whole catalogue of a generic log.
+
+        Examples
+        --------
+        >>> DatasetSpec("ml-100k", items="extra.parquet").merges_catalogue(), DatasetSpec("ml-100k").merges_catalogue()
+        (True, False)
+        """
+        spec = self.resolved()
+        return spec.items is not None and not _reads_catalogue(spec.source, spec.reader_options())
+
     def load(self) -> Interactions:
         """Read the dataset (fetching a registered one if needed); only ``text_columns`` stay as item text.
 

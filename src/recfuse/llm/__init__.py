@@ -3,7 +3,9 @@
 * :mod:`recfuse.llm.generators`: the :class:`TextGenerator` interface and its back ends (a small instruct
   LLM shipped in a PyPI package and run offline; any OpenAI-compatible endpoint by URL);
 * :mod:`recfuse.llm.phrase`: the deterministic templates, the prompts and the title guard;
-* :mod:`recfuse.llm.facts`: facts read from a model directory.
+* :mod:`recfuse.llm.facts`: facts read from a model directory;
+* :mod:`recfuse.llm.descriptions`: short descriptions written for catalogue items that have none (cached,
+  title-guarded, marked as generated; ``recfuse text describe``).
 
 Importing this package is light: torch, transformers and httpx load only when a back end is used.
 

