@@ -7,8 +7,8 @@ import polars as pl
 import pytest
 
 from recfuse.data.dataset import Interactions
-from recfuse.data.split import Queries, leave_one_out, temporal, temporal_events
-from recfuse.evaluate.protocol import evaluate, popularity_buckets
+from recfuse.data.split import EvalSet, Queries, leave_one_out, temporal, temporal_events
+from recfuse.evaluate.protocol import RARE_EVENTS, evaluate, popularity_buckets, slice_labels
 from recfuse.models.base import Recommender, mask_history, top_k
 from recfuse.models.pop import Popularity
 
@@ -202,3 +202,10 @@ def test_popularity_buckets_split_training_mass_in_thirds() -> None:
     d = Interactions.from_sequences([("u", ["a"] * 6 + ["b"] * 3 + ["c"] * 2 + ["d"]), ("v", ["e"])])
     # counts a6 b3 c2 d1 e1 of 13: a starts at 0 (head), b at 6/13 (torso), c at 9/13 (tail)...
     assert popularity_buckets(d).tolist() == [0, 1, 2, 2, 2]
+
+
+def test_target_events_slice_marks_targets_with_at_most_five_training_events_rare() -> None:
+    train = Interactions.from_sequences([("u", ["a"] * 6 + ["b"] * RARE_EVENTS + ["c"])])  # a 6, b 5, c 1
+    targets = np.array([train.items.index(x) for x in "abc"])
+    evalset = EvalSet(Queries.from_histories([[0], [0], [0]]), np.arange(4), targets)
+    assert slice_labels(evalset, train)["target_events"].tolist() == ["common", "rare", "rare"]

@@ -129,7 +129,7 @@ def test_reference_is_best_on_valid_and_significance(results: dict[str, Any]) ->
 
 def test_slices_partition_the_test_users(results: dict[str, Any]) -> None:
     sizes = results["protocol"]["slice_sizes"]
-    for family in ("target_popularity", "history_length"):
+    for family in ("target_popularity", "history_length", "target_events"):
         keys = [k for k in sizes if k.startswith(family + "=")]
         assert keys and sum(sizes[k] for k in keys) == 160
         for m in results["models"].values():
@@ -232,7 +232,7 @@ def test_cli_benchmark_writes_the_report(
     md = (out / "results.md").read_text()
     assert "| Model | NDCG@10 |" in md and "itemknn" in md
     pngs = sorted(p.name for p in out.glob("*.png"))
-    assert pngs == ["slices_history_length.png", "slices_target_popularity.png"]
+    assert pngs == ["slices_history_length.png", "slices_target_events.png", "slices_target_popularity.png"]
     for p in out.glob("*.png"):
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "results.json" in res.output and "itemknn" in res.output

@@ -67,6 +67,10 @@ def evaluate(
     return EvalResult(per_query=per_query, top=top, beyond=beyond)
 
 
+#: Training events up to which a target item counts as ``rare`` in the ``target_events`` slice.
+RARE_EVENTS = 5
+
+
 def popularity_buckets(train: Interactions) -> np.ndarray:
     """Bucket per item by training count: 0 head, 1 torso, 2 tail.
 
@@ -89,7 +93,9 @@ def slice_labels(evalset: EvalSet, train: Interactions) -> dict[str, np.ndarray]
     """Per-query slice labels: ``{slice_name: array of str}``.
 
     * ``target_popularity``: head/torso/tail of the (first) target item;
-    * ``history_length``: short/medium/long by tertiles of the query history length.
+    * ``history_length``: short/medium/long by tertiles of the query history length;
+    * ``target_events``: ``rare`` when the (first) target has at most :data:`RARE_EVENTS` training events
+      (never-seen items included), else ``common``: where what an item *is* must place it.
     """
     pop = popularity_buckets(train)
     first_target = evalset.targets[evalset.target_indptr[:-1]]
@@ -100,4 +106,6 @@ def slice_labels(evalset: EvalSet, train: Interactions) -> dict[str, np.ndarray]
     else:
         lo = hi = 0
     hist = np.where(lengths <= lo, "short", np.where(lengths <= hi, "medium", "long"))
-    return {"target_popularity": names[pop[first_target]], "history_length": hist}
+    rare = train.item_counts()[first_target] <= RARE_EVENTS
+    return {"target_popularity": names[pop[first_target]], "history_length": hist,
+            "target_events": np.where(rare, "rare", "common")}

@@ -366,7 +366,7 @@ def _target_slice(
 COLD_SLICES = ("cold_items", "warm_items")
 
 #: Natural order of the slice values produced by :func:`recfuse.evaluate.protocol.slice_labels`.
-SLICE_ORDER = ("head", "torso", "tail", "short", "medium", "long")
+SLICE_ORDER = ("head", "torso", "tail", "short", "medium", "long", "rare", "common")
 
 
 def _ordered_values(labels: np.ndarray) -> list[str]:
