@@ -36,7 +36,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import math
 import os
 import re
 import time
@@ -51,7 +50,7 @@ import polars as pl
 from recfuse.data.registry import data_root
 from recfuse.llm.generators import GenerationError, Message, TextGenerator, describe
 from recfuse.llm.phrase import TitleGuard, title_outside
-from recfuse.text.build import natural_title
+from recfuse.text.build import natural_title, render_value
 
 #: The catalogue field descriptions land in (the one the item text template reads).
 DESCRIPTION = "description"
@@ -101,19 +100,11 @@ _SYSTEM = (
 # ------------------------------------------------------------------ prompt
 def _value(value: Any) -> str | None:
     """A field value as prompt text; ``None`` for missing, blank or a placeholder (ml-100k's ``unknown``)."""
-    if value is None:
+    text = render_value(value)
+    if text is None:
         return None
-    if isinstance(value, float):
-        if math.isnan(value):
-            return None
-        value = int(value) if value.is_integer() else value
-    if isinstance(value, list | tuple):
-        parts = [p for p in (_value(v) for v in value) if p]
-        return ", ".join(parts) or None
-    text = str(value)
-    if "|" in text:
-        text = ", ".join(p.strip() for p in text.split("|") if p.strip() and p.strip().lower() not in _PLACEHOLDERS)
-    text = " ".join(text.split())
+    if isinstance(value, list | tuple) or (isinstance(value, str) and "|" in value):  # a list: drop its placeholders
+        text = ", ".join(p for p in text.split(", ") if p.lower() not in _PLACEHOLDERS)
     if not text or text.lower() in _PLACEHOLDERS:
         return None
     return text if len(text) <= MAX_FIELD_CHARS else text[:MAX_FIELD_CHARS].rsplit(" ", 1)[0] + " ..."

@@ -118,8 +118,8 @@ def natural_title(title: str) -> str:
     return f"{article}{sep}{m['name']}{m['rest'] or ''}"
 
 
-def _render(value: Any) -> str | None:
-    """A field value as text; ``None`` for missing/blank."""
+def render_value(value: Any) -> str | None:
+    """A field value as item text: lists and ``a|b`` joined by commas, spaces collapsed; ``None`` for missing/blank."""
     if value is None:
         return None
     if isinstance(value, float):
@@ -127,7 +127,7 @@ def _render(value: Any) -> str | None:
             return None
         value = int(value) if value.is_integer() else value
     if isinstance(value, list | tuple):
-        parts = [p for p in (_render(v) for v in value) if p]
+        parts = [p for p in (render_value(v) for v in value) if p]
         return ", ".join(parts) or None
     text = str(value)
     if "|" in text:
@@ -216,7 +216,7 @@ def build_texts(features: pl.DataFrame, template: str | None = None, name: str =
     seg_fields = [[template_fields(alt) for alt in seg] for seg in segments]
     texts: list[str] = []
     for i in range(features.height):
-        row = {f: _render(columns[f][i]) for f in fields}
+        row = {f: render_value(columns[f][i]) for f in fields}
         title = row.get("title")
         if title:
             row["title"] = natural_title(title)
