@@ -158,11 +158,20 @@ def encoders_command() -> None:
     _out.print("Any local sentence-transformers model directory works too: --model PATH", highlight=False)
 
 
-def _default_out(spec: DatasetSpec, file: Path) -> Path:
+def _slug(text: str) -> str:
+    """``text`` safe in a file name ("+" kept: it joins the parts of a catalogue's name)."""
+    return re.sub(r"[^\w.+-]+", "_", text)
+
+
+def _catalogue_file(name: str) -> Path:
+    """``catalogues/<name>.parquet`` under the data cache: where `text import` and `text describe` write."""
     from recfuse.data.registry import data_root
 
-    slug = lambda text: re.sub(r"[^\w.-]+", "_", text)
-    return data_root() / "catalogues" / f"{slug(Path(spec.source).stem or spec.source)}+{slug(file.stem)}.parquet"
+    return data_root() / "catalogues" / f"{name}.parquet"
+
+
+def _default_out(spec: DatasetSpec, file: Path) -> Path:
+    return _catalogue_file(f"{_slug(Path(spec.source).stem or spec.source)}+{_slug(file.stem)}")
 
 
 @app.command("import")
@@ -235,17 +244,14 @@ LLM_HELP = ("Who writes the descriptions, as for `recfuse explain --llm`: 'local
 
 def _described_out(spec: DatasetSpec) -> Path:
     """``catalogues/<dataset>[+<items file>]+generated.parquet`` under the data cache."""
-    from recfuse.data.registry import data_root
-
-    slug = lambda text: re.sub(r"[^\w.+-]+", "_", text)  # "+" kept: it joins the parts of a catalogue's name
-    name = slug(Path(spec.source).stem or spec.source)
+    name = _slug(Path(spec.source).stem or spec.source)
     items = spec.resolved().items
     if items is not None:
-        stem = slug(Path(items).stem)
+        stem = _slug(Path(items).stem)
         name = stem if stem.startswith(f"{name}+") else f"{name}+{stem}"
     if not name.endswith("+generated"):
         name += "+generated"
-    return data_root() / "catalogues" / f"{name}.parquet"
+    return _catalogue_file(name)
 
 
 def _id_column(spec: DatasetSpec) -> str:
