@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -214,10 +215,13 @@ class EventReader:
         with self.engine.connect() as conn:
             return int(conn.execute(sa.select(sa.func.count()).select_from(self.events)).scalar() or 0)
 
-    def iter_events(self, chunk: int = 50_000, with_received: bool = False) -> Iterable[list[tuple[Any, ...]]]:
+    def iter_events(self, chunk: int = 50_000, with_received: bool = False,
+                    conn: sa.Connection | None = None) -> Iterable[list[tuple[Any, ...]]]:
         """All events in insertion order, as ``(user_id, item_id, ts, rating, type)`` row chunks.
 
-        ``with_received`` appends each event's ``received_at`` to its tuple.
+        ``with_received`` appends each event's ``received_at`` to its tuple.  ``conn``: read every
+        chunk on this connection (inside its transaction, so all of them see one snapshot); by
+        default each chunk opens its own.
         """
         e = self.events
         cols = [e.c.seq, e.c.user_id, e.c.item_id, e.c.ts, e.c.rating, e.c.type]
@@ -225,8 +229,8 @@ class EventReader:
             cols.append(e.c.received_at)
         last = 0
         while True:
-            with self.engine.connect() as conn:
-                rows = conn.execute(sa.select(*cols).where(e.c.seq > last).order_by(e.c.seq).limit(chunk)).all()
+            with nullcontext(conn) if conn is not None else self.engine.connect() as c:
+                rows = c.execute(sa.select(*cols).where(e.c.seq > last).order_by(e.c.seq).limit(chunk)).all()
             if not rows:
                 return
             last = int(rows[-1][0])
@@ -258,8 +262,10 @@ class EventReader:
             for r in rows
         ]
 
-    def erased_users(self) -> dict[str, float]:
+    def erased_users(self, conn: sa.Connection | None = None) -> dict[str, float]:
         """Users whose data was erased, with when (Unix seconds); empty before schema version 3.
+
+        ``conn``: read on this connection (in its transaction) instead of a new one.
 
         Examples
         --------
@@ -268,10 +274,10 @@ class EventReader:
         >>> db.erased_users()
         {}
         """
-        with self.engine.connect() as conn:
-            if not sa.inspect(conn).has_table(self.erased.name):
+        with nullcontext(conn) if conn is not None else self.engine.connect() as c:
+            if not sa.inspect(c).has_table(self.erased.name):
                 return {}
-            rows = conn.execute(sa.select(self.erased.c.user_id, self.erased.c.erased_at)).all()
+            rows = c.execute(sa.select(self.erased.c.user_id, self.erased.c.erased_at)).all()
         return {str(r[0]): float(r[1]) for r in rows}
 
     def event_ids(self) -> list[str]:
@@ -279,11 +285,14 @@ class EventReader:
         with self.engine.connect() as conn:
             return list(conn.scalars(sa.select(self.events.c.event_id)).all())
 
-    def load_items(self) -> list[ItemRecord]:
-        """API items, oldest update first."""
+    def load_items(self, ids: Iterable[str] | None = None) -> list[ItemRecord]:
+        """API items, oldest update first; ``ids``: only these."""
         t = self.items
+        stmt = sa.select(t.c.item_id, t.c.text, t.c.title, t.c.genres, t.c.vector).order_by(t.c.updated_at)
+        if ids is not None:
+            stmt = stmt.where(t.c.item_id.in_(list(ids)))
         with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(t.c.item_id, t.c.text, t.c.title, t.c.genres, t.c.vector).order_by(t.c.updated_at)).all()
+            rows = conn.execute(stmt).all()
         return [
             ItemRecord(r[0], r[1], r[2], r[3], None if r[4] is None else np.frombuffer(r[4], np.float32).copy())
             for r in rows

@@ -55,7 +55,18 @@ from recfuse.serve.routes import ROUTERS
 from recfuse.serve.schemas import MAX_BODY, event_body_schemas
 from recfuse.serve.service import ServeConfig, Service
 
-__all__ = ["ServeConfig", "create_app"]
+__all__ = ["ServeConfig", "app_from_environment", "create_app"]
+
+CONFIG_ENV = "RECFUSE_SERVE_CONFIG"
+"""How ``recfuse serve --workers N`` hands its configuration to each worker process (JSON, no keys)."""
+
+
+def app_from_environment() -> FastAPI:
+    """The app of one ``recfuse serve --workers N`` worker: the configuration its parent left in
+    :data:`CONFIG_ENV` (the keys come from the environment, as for any ``recfuse serve``)."""
+    import os
+
+    return create_app(ServeConfig.from_json(os.environ[CONFIG_ENV]))
 
 
 def create_app(config: ServeConfig) -> FastAPI:

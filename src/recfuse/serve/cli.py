@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -24,6 +25,8 @@ def serve(
     llm: Annotated[str | None, typer.Option("--llm", help="Who phrases explain=text and /v1/users/{id}/profile, as for `recfuse explain --llm`: 'template', 'local' (SmolLM2-135M, offline), a .gguf file or model folder, or an OpenAI-compatible URL. Default: $RECFUSE_LLM_URL / $RECFUSE_LLM, else template.")] = None,
     llm_timeout: Annotated[float, typer.Option("--llm-timeout", min=0.1, help="Seconds one request may spend generating words; past them (and on any generator failure) it gets the template sentences.")] = 10.0,
     log_level: Annotated[str, typer.Option("--log-level", help="uvicorn log level: critical, error, warning, info, debug.")] = "info",
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Replica processes on this one port (the kernel shares connections among them), kept coherent through the store; more than 1 needs a PostgreSQL store.")] = 1,
+    no_sync: Annotated[bool, typer.Option("--no-sync", help="On a PostgreSQL store, neither announce this process's writes to other replicas nor listen for theirs (only when it is the store's one service).")] = False,
 ) -> None:
     """Serve real-time recommendations over HTTP (OpenAPI docs at /docs).
 
@@ -48,15 +51,29 @@ def serve(
     except (GenerationError, ValueError) as e:
         raise typer.BadParameter(str(e), param_hint="--llm") from None
     try:
-        EventStore(db).close()
+        store = EventStore(db)
+        dialect = store.dialect
+        store.close()
     except StoreError as e:
         raise typer.BadParameter(str(e), param_hint="--db") from None
+    if workers > 1 and (dialect != "postgresql" or no_sync):
+        why = "an SQLite file serves one process" if dialect != "postgresql" else "--no-sync leaves them incoherent"
+        raise typer.BadParameter(f"--workers {workers} needs a PostgreSQL store with sync on ({why})", param_hint="--workers")
     config = ServeConfig(
         model_dir=model, db=db, table_prefix=table_prefix, threads=threads, max_batch=max_batch,
         max_wait_ms=max_wait_ms, switch_interval_ms=switch_interval_ms, user_cache=user_cache, seed=not no_seed, preload_text=not no_text_preload,
-        llm=llm, llm_timeout=llm_timeout,
+        llm=llm, llm_timeout=llm_timeout, sync=not no_sync,
     )
-    uvicorn.run(create_app(config), host=host, port=port, log_level=log_level, access_log=False)
+    if workers == 1:
+        uvicorn.run(create_app(config), host=host, port=port, log_level=log_level, access_log=False)
+        return
+    from recfuse.serve.app import CONFIG_ENV
+    from recfuse.serve.service import prepare_store
+
+    prepare_store(config)  # migrate and seed once, before the workers start
+    os.environ[CONFIG_ENV] = config.to_json()
+    uvicorn.run("recfuse.serve.app:app_from_environment", factory=True, workers=workers, host=host, port=port,
+                log_level=log_level, access_log=False)
 
 
 def register(app: typer.Typer) -> None:

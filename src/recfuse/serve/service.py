@@ -27,11 +27,23 @@ from fastapi.concurrency import run_in_threadpool
 
 from recfuse.bundle import Bundle
 from recfuse.llm.generators import GenerationError, LocalGenerator, generator_from_option
-from recfuse.serve.engine import Batcher, Engine, EngineError, Job, SharedLock, encode, load_engine, text_encoder
+from recfuse.serve import sync
+from recfuse.serve.engine import (
+    Batcher,
+    Engine,
+    EngineError,
+    Job,
+    ModelLoadError,
+    SharedLock,
+    encode,
+    load_engine,
+    text_encoder,
+)
 from recfuse.serve.metrics import Metrics
 from recfuse.serve.schemas import EventIn, ItemIn, timestamp_problem
 from recfuse.serve.state import LiveState, Snapshot
 from recfuse.serve.store import DEFAULT_URL, Event, EventStore, ItemRecord
+from recfuse.serve.sync import Listener, PgSnapshot, new_origin
 from recfuse.serve.words import Phraser
 
 log = logging.getLogger(__name__)
@@ -72,10 +84,31 @@ class ServeConfig:
     llm: str | None = None
     llm_timeout: float = 10.0
     llm_concurrency: int = 4
+    # On a PostgreSQL store, keep this process coherent with every other `recfuse serve` on the same store
+    # (LISTEN/NOTIFY, recfuse.serve.sync); SQLite serves one process and ignores it.
+    sync: bool = True
 
     def __post_init__(self) -> None:
         self.admin_key = self.admin_key if self.admin_key is not None else (os.environ.get("RECFUSE_ADMIN_KEY") or None)
         self.api_key = self.api_key if self.api_key is not None else (os.environ.get("RECFUSE_API_KEY") or None)
+
+    def to_json(self) -> str:
+        """This configuration as JSON, keys left out (a worker process reads them from its environment).
+
+        >>> ServeConfig.from_json(ServeConfig(Path("m"), admin_key="k").to_json()).admin_key is None
+        True
+        """
+        import json
+
+        fields = {k: v for k, v in vars(self).items() if k not in ("admin_key", "api_key")}
+        return json.dumps({**fields, "model_dir": str(self.model_dir)})
+
+    @classmethod
+    def from_json(cls, text: str) -> ServeConfig:
+        import json
+
+        fields = json.loads(text)
+        return cls(**{**fields, "model_dir": Path(fields["model_dir"])})
 
 
 def settle_heap() -> None:
@@ -133,16 +166,17 @@ class Service:
         sys.setswitchinterval(config.switch_interval_ms / 1000)
         self.store = EventStore(config.db, config.table_prefix)
         self.schema_version = self.store.migrate()
+        self.listener: Listener | None = None
+        if config.sync and self.store.dialect == "postgresql":
+            self.store.enable_sync(new_origin())  # from here on, every write is announced to other replicas
         self.engine = load_engine(config.model_dir, version=1, cache_size=config.user_cache,
                                   erased=self.store.erased_users())
         if config.seed:
             self.store.seed(_seed_events(self.engine.bundle), source=str(config.model_dir))
+        if self.store.channel is not None:  # listen before loading: nothing committed in between is missed
+            self.listener = Listener(config.db, self.store.channel, self.store.origin)
         self._replay_items(self.engine)
-        self.state = LiveState()
-        erased = self.store.erased_users()
-        for chunk in self.store.iter_events(with_received=True):
-            # An event received before its user's erasure (a write that raced the DELETE) stays out.
-            self.state.add((u, i, ts, r) for u, i, ts, r, _, at in chunk if not (u in erased and at <= erased[u]))
+        self.state, snapshot = self._load_state()
         self.batcher = Batcher(config.max_batch, config.max_wait_ms / 1000)
         self._reload_lock = threading.Lock()
         self._writes = SharedLock()  # ingests share it; an erasure takes it alone
@@ -155,9 +189,64 @@ class Service:
         m.gauges["recfuse_model_batched_requests"] = lambda: self.batcher.jobs
         m.gauges["recfuse_user_cache_hits"] = lambda: self.engine.cache_hits
         m.gauges["recfuse_user_cache_misses"] = lambda: self.engine.cache_misses
+        if self.listener is not None:
+            listener = self.listener
+            m.gauges["recfuse_sync_notices_applied"] = lambda: listener.applied
+            m.gauges["recfuse_sync_notices_failed"] = lambda: listener.failed
+            m.gauges["recfuse_sync_resyncs"] = lambda: listener.resyncs
+            m.gauges["recfuse_sync_last_lag_seconds"] = lambda: listener.last_lag
+            listener.start(self._apply_notice, snapshot, self._resync)
         settle_heap()
         if config.preload_text and self.engine.text_vectors is not None:
             threading.Thread(target=_preload_text, name="recfuse-text-preload", daemon=True).start()
+
+    def _load_state(self) -> tuple[LiveState, PgSnapshot | None]:
+        """Every user's history from the store, read in one snapshot; returns the state and, on
+        PostgreSQL, that snapshot (which write transactions it saw)."""
+        state = LiveState()
+
+        def consume(chunk: list[tuple[Any, ...]], erased: dict[str, float]) -> None:
+            # An event received before its user's erasure (a write that raced the DELETE) stays out.
+            state.add((u, i, ts, r) for u, i, ts, r, _, at in chunk if not (u in erased and at <= erased[u]))
+
+        snapshot, erased = self.store.read_live(consume)
+        self._erased = dict(erased)
+        return state, snapshot
+
+    # ---------------------------------------------------------------- replicas
+    def _resync(self) -> PgSnapshot | None:
+        """Reload the live state from the store (after the listening connection was lost) and swap it in."""
+        state, snapshot = self._load_state()
+        self.state = state  # its stamps are all new, so no cached user vector of the old state is reused
+        return snapshot
+
+    def _apply_notice(self, kind: str, values: list[Any]) -> None:
+        """Apply what another replica did (:mod:`recfuse.serve.sync`) to this process's state."""
+        if kind == sync.EVENTS:
+            erased = self._erased
+            self.state.add((u, i, ts, r) for u, i, ts, r, at in values if not (u in erased and at <= erased[u]))
+            self.metrics.inc("recfuse_sync_events_total", len(values))
+        elif kind == sync.ERASED:
+            for user, at in values:
+                with self._writes.exclusive():
+                    self._erased[user] = max(at, self._erased.get(user, at))
+                    self.state.remove(user)
+                    self.engine.forget(user, self.state.stamp)
+        elif kind == sync.ITEMS:
+            engine = self.engine
+            records = [r for r in self.store.load_items(values) if r.vector is not None]
+            if records and engine.can_add:
+                engine.add_items(records)
+        elif kind == sync.RELOAD:
+            threading.Thread(target=self._reload_from_notice, args=(values[0],), name="recfuse-sync-reload",
+                             daemon=True).start()
+
+    def _reload_from_notice(self, model_dir: str) -> None:
+        try:
+            self.reload(model_dir, announce=False)
+            log.info("reloaded the model another replica loaded")
+        except ModelLoadError as e:
+            log.error("another replica loaded a model this one cannot: %s; the loaded model goes on serving", e)
 
     def _replay_items(self, engine: Engine) -> None:
         """Give ``engine`` the items stored through the API (a fresh or reloaded model lacks them)."""
@@ -166,13 +255,17 @@ class Service:
             engine.add_items(records)
 
     def close(self) -> None:
-        """Stop the batcher and release the database."""
+        """Stop the batcher and the replica listener, and release the database."""
+        if self.listener is not None:
+            self.listener.close()
         self.batcher.close()
         self.store.close()
 
     # ---------------------------------------------------------------- model
-    def reload(self, model_dir: str | None) -> Engine:
+    def reload(self, model_dir: str | None, announce: bool = True) -> Engine:
         """Load ``model_dir`` (default: the loaded one, re-read) and swap it in; returns the new engine.
+
+        ``announce``: tell the other replicas to load it too (they read it at the same path).
 
         Raises
         ------
@@ -187,6 +280,8 @@ class Service:
             self.engine = engine  # one reference swap: in-flight jobs finish on the engine they started with
         settle_heap()
         self.metrics.inc("recfuse_model_reloads_total")
+        if announce:
+            self.store.announce(sync.RELOAD, [str(path.absolute())])
         return engine
 
     async def rank(self, engine: Engine, hist: Snapshot, k: int, exclude: bool, explain: bool,
@@ -269,6 +364,7 @@ class Service:
         """
         with self._reload_lock, self._writes.exclusive():
             n_db = self.store.erase_user(user_id)
+            self._erased[user_id] = time.time()
             n_mem = self.state.remove(user_id)
             self.engine.forget(user_id, self.state.stamp)
         self.metrics.inc("recfuse_users_erased_total")
@@ -296,6 +392,18 @@ class Service:
         added, updated = await run_in_threadpool(self.engine.add_items, records)  # the engine serving now
         self.metrics.inc("recfuse_items_added_total", len(records))
         return added, updated
+
+
+def prepare_store(config: ServeConfig) -> None:
+    """Create or migrate the store and seed it with the model's training log if it is empty: what each
+    service does on start, done once before several replica processes start together."""
+    store = EventStore(config.db, config.table_prefix)
+    try:
+        store.migrate()
+        if config.seed and store.get_meta("seeded_from") is None:
+            store.seed(_seed_events(Bundle.load(config.model_dir)), source=str(config.model_dir))
+    finally:
+        store.close()
 
 
 def _load_generator(generator: LocalGenerator) -> None:

@@ -20,6 +20,10 @@ import numpy as np
 
 from recfuse.data.dataset import IdMap
 
+# History stamps, shared by every LiveState of the process: a live state rebuilt from the store (a replica
+# resyncing) never hands out a stamp an older one did, so the engine's user cache cannot confuse them.
+_STAMPS = itertools.count(1)
+
 
 @dataclass
 class History:
@@ -79,7 +83,7 @@ class LiveState:
         self._lock = threading.Lock()
         self._users: dict[str, History] = {}
         self._counts: Counter[str] = Counter()
-        self._stamps = itertools.count(1)
+        self._stamps = _STAMPS
         self.n_events = 0
 
     def add(self, events: Iterable[tuple[str, str, float, float | None]]) -> None:

@@ -94,6 +94,53 @@ class EventStore(EventReader):
         super().__init__(url, table_prefix)
         # SQLite has one writer; queueing writers here is cheaper than busy retries.
         self._write_lock = threading.Lock() if self.dialect == "sqlite" else None
+        self.channel: str | None = None  # set by enable_sync: every write then notifies the other replicas
+        self.origin = ""
+
+    # ------------------------------------------------------------- replicas
+    def enable_sync(self, origin: str) -> str:
+        """Notify other replicas of every write from now on (PostgreSQL only, :mod:`recfuse.serve.sync`);
+        ``origin`` names this replica.  Returns the channel."""
+        from recfuse.serve.sync import channel_name
+
+        if self.dialect != "postgresql":
+            raise StoreError(f"{self.url}: replicas need a PostgreSQL store (an SQLite file has one process)")
+        self.channel, self.origin = channel_name(self.prefix), origin
+        return self.channel
+
+    def _notify(self, conn: Connection, kind: str, values: Iterable[Any]) -> None:
+        """Send ``values`` to the other replicas in ``conn``'s transaction (nothing unless sync is on)."""
+        if self.channel is not None:
+            from recfuse.serve.sync import pack, send
+
+            send(conn, self.channel, pack(self.origin, kind, values))
+
+    def announce(self, kind: str, values: Iterable[Any]) -> None:
+        """Send ``values`` to the other replicas now, outside any write (a model reload)."""
+        if self.channel is not None:
+            with self.engine.begin() as conn:
+                self._notify(conn, kind, values)
+
+    def read_live(self, consume: Callable[[list[tuple[Any, ...]], dict[str, float]], None]) -> tuple[Any, dict[str, float]]:
+        """Feed every stored event (chunks as :meth:`iter_events` with ``with_received``) to ``consume``
+        with the erased users, all read in one snapshot; returns ``(snapshot, erased users)``.
+
+        On PostgreSQL the snapshot is a :class:`~recfuse.serve.sync.PgSnapshot` (which write
+        transactions the read saw: a replica skips their notices); on SQLite ``None``.
+        """
+        if self.dialect != "postgresql":
+            erased = self.erased_users()
+            for chunk in self.iter_events(with_received=True):
+                consume(chunk, erased)
+            return None, erased
+        from recfuse.serve.sync import PgSnapshot
+
+        with self.engine.connect().execution_options(isolation_level="REPEATABLE READ") as conn, conn.begin():
+            snapshot = PgSnapshot.parse(str(conn.scalar(sa.text("SELECT pg_current_snapshot()::text"))))
+            erased = self.erased_users(conn)
+            for chunk in self.iter_events(with_received=True, conn=conn):
+                consume(chunk, erased)
+        return snapshot, erased
 
     # ------------------------------------------------------------- schema
     def _migrations(self) -> list[Callable[[Connection], None]]:
@@ -185,7 +232,14 @@ class EventStore(EventReader):
         order = sorted(range(len(rows)), key=lambda n: rows[n]["event_id"])
         cols = {name: [rows[n][name] for n in order] for name in self._COLUMNS}
         cols["seq"] = [int(seqs[n]) for n in order]
-        return list(conn.scalars(self._unnest_insert(conn), cols).all())
+        stored = list(conn.scalars(self._unnest_insert(conn), cols).all())
+        if self.channel is not None and stored:
+            from recfuse.serve.sync import EVENTS
+
+            new = set(stored)
+            self._notify(conn, EVENTS, ([r["user_id"], r["item_id"], r["ts"], r["rating"], r["received_at"]]
+                                        for r in rows if r["event_id"] in new))
+        return stored
 
     _COLUMNS: ClassVar[tuple[str, ...]] = ("event_id", "user_id", "item_id", "ts", "type", "rating", "received_at")
     _ARRAY_TYPES: ClassVar[dict[str, str]] = {"seq": "bigint[]", "event_id": "text[]", "user_id": "text[]", "item_id": "text[]",
@@ -236,10 +290,15 @@ class EventStore(EventReader):
         def work(conn: Connection) -> int:
             n = conn.execute(sa.delete(self.events).where(self.events.c.user_id == user_id)).rowcount
             ins = self._insert()(self.erased)
+            at = time.time()
             conn.execute(
                 ins.on_conflict_do_update(index_elements=["user_id"], set_={"erased_at": ins.excluded.erased_at}),
-                {"user_id": user_id, "erased_at": time.time()},
+                {"user_id": user_id, "erased_at": at},
             )
+            if self.channel is not None:
+                from recfuse.serve.sync import ERASED
+
+                self._notify(conn, ERASED, [[user_id, at]])
             return int(n or 0)
 
         return int(self._retrying(work))
@@ -262,7 +321,14 @@ class EventStore(EventReader):
             index_elements=["item_id"],
             set_={c: getattr(ins.excluded, c) for c in ("text", "title", "genres", "vector", "updated_at")},
         )
-        self._retrying(lambda conn: conn.execute(stmt, rows))
+        def work(conn: Connection) -> None:
+            conn.execute(stmt, rows)
+            if self.channel is not None:
+                from recfuse.serve.sync import ITEMS
+
+                self._notify(conn, ITEMS, [r["item_id"] for r in rows])
+
+        self._retrying(work)
 
     def set_meta(self, key: str, value: str) -> None:
         """Store ``value`` under ``key`` in ``meta`` (replacing any earlier value)."""
