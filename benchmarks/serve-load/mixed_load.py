@@ -2,8 +2,9 @@
 
 Both servers (``--before SRC`` runs another source tree, e.g. the last commit's ``src`` from ``git
 archive``; the working tree is "after"; with ``--fit-model`` each tree fits the same model with its own
-code, so that it can load it) are started side by side, each on a fresh SQLite store seeded
-from the model's log, with a warm user-vector cache (every known user asked once); then, the servers
+code, so that it can load it; or ``--variant NAME=ARGS`` twice or more: the working tree with different
+``recfuse serve`` options, e.g. ``--workers``) are started side by side, each on a fresh store (an SQLite
+file, or with ``--db`` fresh tables in PostgreSQL) seeded from the model's log, with a warm user-vector cache (every known user asked once); then, the servers
 taking turns row by row:
 
 1. at 1, 16 and 64 connections, for ``--seconds`` each: ``GET /v1/users/{id}/recommendations?k=10`` for
@@ -113,17 +114,23 @@ def tcp_retransmits() -> int:
 
 # ------------------------------------------------------------------ servers
 class Server:
-    """``python -m recfuse.serve`` from a source tree, on a fresh SQLite store."""
+    """``python -m recfuse.serve`` from a source tree, on a fresh store: an SQLite file, or fresh tables
+    (a unique prefix) in the PostgreSQL database ``pg``."""
 
-    def __init__(self, src: Path, model: Path, tmp: Path, extra: list[str]) -> None:
+    def __init__(self, src: Path, model: Path, tmp: Path, extra: list[str], pg: str | None = None) -> None:
+        import uuid
+
         from recfuse.serve.testing import free_port
 
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.db = tmp / "events.db"
+        self.prefix = f"bench{uuid.uuid4().hex[:8]}_" if pg else ""
+        self.db = pg or f"sqlite:///{tmp / 'events.db'}"
         env = {**os.environ, "PYTHONPATH": str(src), "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
-        cmd = [sys.executable, "-m", "recfuse.serve", "--model", str(model), "--db", f"sqlite:///{self.db}",
+        cmd = [sys.executable, "-m", "recfuse.serve", "--model", str(model), "--db", self.db,
                "--port", str(self.port), "--no-text-preload", "--log-level", "warning", *extra]
+        if self.prefix:
+            cmd += ["--table-prefix", self.prefix]
         self.log = open(tmp / "server.log", "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(cmd, env=env, stdout=self.log, stderr=self.log, cwd=tmp)
 
@@ -228,8 +235,8 @@ def writer_main(url: str, users_file: str, items_file: str, seconds: float, batc
 
 
 # ------------------------------------------------------------------ one server
-def measure(servers: dict[str, Path], model: Path, args: argparse.Namespace, users: list[str], items: list[str],
-            use_wrk: bool) -> dict[str, Any]:
+def measure(servers: dict[str, tuple[Path, list[str]]], model: Path, args: argparse.Namespace, users: list[str],
+            items: list[str], use_wrk: bool) -> dict[str, Any]:
     """Every row on every server, the servers taking turns row by row (a drift in the machine's other
     load then falls on both alike); each server's store checked for the writers' events at the end."""
     from recfuse.serve.store import EventStore
@@ -242,11 +249,11 @@ def measure(servers: dict[str, Path], model: Path, args: argparse.Namespace, use
     out: dict[str, Any] = {name: {"rows": [], "load_before": os.getloadavg()} for name in servers}
     running: dict[str, Server] = {}
     try:
-        for name, src in servers.items():
+        for name, (src, extra) in servers.items():
             (tmp / name).mkdir()
-            served = model if name == "after" or args.fit_model is None else fit_model(
+            served = model if src == ROOT / "src" or args.fit_model is None else fit_model(
                 src, tmp / name / "model", args.users, args.per_genre, args.epochs)
-            running[name] = Server(src, served, tmp / name, args.server_args.split()).wait()
+            running[name] = Server(src, served, tmp / name, [*args.server_args.split(), *extra], args.db).wait()
             asyncio.run(_warm(running[name].url, users))  # every known user once: a steady state's cache
         for mode in ("read-only", "mixed"):
             for c in args.concurrency:
@@ -257,8 +264,10 @@ def measure(servers: dict[str, Path], model: Path, args: argparse.Namespace, use
         for server in running.values():
             server.stop()
     for name, server in running.items():
-        store = EventStore(f"sqlite:///{server.db}")
+        store = EventStore(server.db, server.prefix)
         counts = Counter(store.event_ids())
+        if server.prefix:
+            store.drop()
         store.close()
         for row in out[name]["rows"]:
             acked = row.pop("_acked", None)
@@ -314,10 +323,12 @@ def _line(r: dict[str, Any]) -> str:
 
 def markdown(result: dict[str, Any]) -> str:
     lines = [
-        "# Serving tail latency, before and after (one run)", "",
+        f"# Serving tail latency, {' against '.join(result['servers'])} (one run)", "",
         (f"{result['machine']}; model: {result['model']}; {result['seconds']:g} s per row; readers: {result['readers']}; "
          f"writers: 4 clients, batches of {result['writer_batch']} events, {result['writer_pause_ms']:g} ms apart."),
-        f"Server: `{result['server_args']}`.", *([f"Note: {result['note']}"] if result.get("note") else []), "",
+        f"Server: `{result['server_args']}`, store: {result.get('store', 'sqlite')}.",
+        *[f"- {name}: `{extra}`" for name, extra in result.get("variants", {}).items() if extra],
+        *([f"Note: {result['note']}"] if result.get("note") else []), "",
         ("| server | mode | connections | req/s | p50 ms | p99 ms | max ms | errors | events acked | acked not stored "
          "| TCP retransmits | load (1 min) |"),
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
@@ -354,6 +365,11 @@ def main() -> None:
     ap.add_argument("--writer-batch", type=int, default=20)
     ap.add_argument("--writer-pause-ms", type=float, default=50.0)
     ap.add_argument("--server-args", default="", help="extra `recfuse serve` options for both servers")
+    ap.add_argument("--variant", action="append", metavar="NAME=ARGS",
+                    help="a server of the working tree named NAME with these extra `recfuse serve` options, "
+                         "instead of 'after' (repeat: e.g. one='--workers 1' two='--workers 2')")
+    ap.add_argument("--db", metavar="PG_URL", help="serve from fresh tables in this PostgreSQL database "
+                    "(dropped after) instead of a fresh SQLite file")
     ap.add_argument("--client", choices=["wrk", "asyncio"], default="wrk" if shutil.which("wrk") else "asyncio")
     ap.add_argument("--out", type=Path, default=HERE, help="where results.json and results.md go")
     ap.add_argument("--note", default="", help="free text saved with the results (e.g. other load on the machine)")
@@ -368,14 +384,20 @@ def main() -> None:
     bundle = Bundle.load(args.model)
     users = [str(u) for u in bundle.users.external_ids]
     items = [str(i) for i in bundle.items.external_ids]
-    servers = {"before": args.before / "src"} if args.before else {}
-    servers["after"] = ROOT / "src"
+    servers: dict[str, tuple[Path, list[str]]] = {"before": (args.before / "src", [])} if args.before else {}
+    if args.variant:
+        for v in args.variant:
+            name, _, extra = v.partition("=")
+            servers[name] = (ROOT / "src", extra.split())
+    else:
+        servers["after"] = (ROOT / "src", [])
     result: dict[str, Any] = {
         "machine": f"{os.cpu_count()} CPUs ({platform.processor() or platform.machine()}), no GPU",
         "model": f"{bundle.model.name}, {len(users)} users, {len(items)} items ({args.model.name})",
         "seconds": args.seconds, "readers": f"{args.client}, closed loop, one keep-alive connection each",
         "writer_batch": args.writer_batch, "writer_pause_ms": args.writer_pause_ms,
-        "server_args": f"--threads 1 {args.server_args}".strip(), "note": args.note, "servers": {},
+        "server_args": f"--threads 1 {args.server_args}".strip(), "store": "postgresql" if args.db else "sqlite",
+        "variants": {name: " ".join(extra) for name, (_, extra) in servers.items()}, "note": args.note, "servers": {},
     }
     result["servers"] = measure(servers, args.model, args, users, items, args.client == "wrk")
     args.out.mkdir(parents=True, exist_ok=True)

@@ -20,6 +20,10 @@ One code path for both.  Durability and idempotence are the database's job:
   "acknowledged means stored".  The cost is one fsync per batch, which is
   why clients should send events in batches.
 
+* with :meth:`EventStore.enable_sync` (what a service on PostgreSQL does), each write transaction
+  also announces what it changed to the other replicas on the same store, inside the transaction
+  (:mod:`recfuse.serve.sync`).
+
 The schema carries a version (table ``<prefix>schema_version``); on start,
 :meth:`EventStore.migrate` creates a new database or runs the missing
 migration steps of an old one, in order, each in its own transaction.

@@ -76,7 +76,7 @@ def pack(origin: str, kind: str, values: Iterable[Any], limit: int = MAX_PAYLOAD
     A single value too big for one notice raises :class:`ValueError` (an id is at most 128 characters,
     so no value the store accepts comes near it).
 
-    >>> [json.loads(p)["e"] for p in pack("a", "e", [[1], [2], [3]], limit=40)]
+    >>> [json.loads(p)["e"] for p in pack("a", "e", [[1], [2], [3]], limit=52)]
     [[[1], [2]], [[3]]]
     """
     head = len(json.dumps({"o": origin, "t": time.time(), kind: []}).encode())
