@@ -9,11 +9,10 @@ Launch with torchrun, one process per core group or GPU::
 
 Every process builds the same windows and the same shuffled order (same
 seed), and takes a strided share of each global batch (:func:`shard`;
-``batch_size`` is the global batch).  After each backward pass the gradients
-are averaged over processes in flat buckets (:func:`average_gradients`: the
-all-reduce that ``DistributedDataParallel``'s reducer performs, done on the
-whole module because the models call their networks' methods outside
-``forward``), and each process's loss is divided by the mean number of
+``batch_size`` is the global batch).  The training step runs under
+``torch.nn.parallel.DistributedDataParallel`` (:func:`wrap`): it starts every
+process from rank 0's weights and averages the gradients over processes in
+buckets, overlapped with the backward pass; each process's loss is divided by the mean number of
 positions per process (:func:`positions`), so the averaged gradient is the
 one-process gradient of the global batch.  Validation, early stopping,
 progress and the model directory happen on rank 0; its stop decision is
@@ -29,6 +28,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -105,48 +105,37 @@ def positions(n: int) -> int | float:
     return max(float(total) / world_size(), 1e-12)
 
 
-def broadcast_parameters(module: nn.Module) -> None:
-    """Copy rank 0's parameters and buffers to every process (so all start from the same weights)."""
-    if not active():
-        return
-    with torch.no_grad():
-        for t in [*module.parameters(), *module.buffers()]:
-            dist.broadcast(t.data, src=0)
+class TrainingStep(nn.Module):
+    """A model's training loss as a module's ``forward``, so that ``DistributedDataParallel`` can wrap it.
 
-
-def average_gradients(module: nn.Module, bucket_elements: int = 1 << 22) -> None:
-    """Average every parameter's gradient over the processes, in flat buckets of about ``bucket_elements``.
-
-    A parameter without a gradient on this step counts as a zero gradient
-    (every process must send the same buckets).
+    The recommenders compute their loss in ``training_loss(batch)``, calling several methods of their
+    network outside its ``forward``; DDP needs every parameter to be used inside the forward of the
+    module it wraps, so this module holds the network (``net``) and runs the model's loss as its forward.
     """
+
+    def __init__(self, model: Any) -> None:
+        super().__init__()
+        self.net = model.module
+        self._loss = model.training_loss
+
+    def forward(self, batch: Any) -> torch.Tensor:
+        return self._loss(batch)  # type: ignore[no-any-return]
+
+
+def wrap(model: Any) -> nn.Module:
+    """``model``'s training step under ``DistributedDataParallel`` (it copies rank 0's weights to every
+    process on construction and averages the gradients over processes in buckets during backward);
+    the plain :class:`TrainingStep` without a process group."""
+    step = TrainingStep(model)
     if not active():
-        return
-    n = world_size()
-    params = [p for p in module.parameters() if p.requires_grad]
-    for p in params:
-        if p.grad is None:
-            p.grad = torch.zeros_like(p)
-    bucket: list[torch.Tensor] = []
-    size = 0
-    for p in params:
-        bucket.append(p.grad)  # type: ignore[arg-type]
-        size += p.numel()
-        if size >= bucket_elements:
-            _reduce(bucket, n)
-            bucket, size = [], 0
-    if bucket:
-        _reduce(bucket, n)
-
-
-def _reduce(grads: Sequence[torch.Tensor], n: int) -> None:
-    flat = torch.cat([g.reshape(-1) for g in grads])  # (sum of sizes,)
-    dist.all_reduce(flat)
-    flat /= n
-    offset = 0
-    for g in grads:
-        g.copy_(flat[offset : offset + g.numel()].view_as(g))
-        offset += g.numel()
+        return step
+    device = next(model.module.parameters()).device
+    return nn.parallel.DistributedDataParallel(
+        step, device_ids=[device.index] if device.type == "cuda" else None,
+        # A step may leave parameters out (a branch with no input in the batch, dropped ids): DDP then
+        # finds them in the graph and counts a zero gradient, as every process must send every bucket.
+        find_unused_parameters=True,
+    )
 
 
 def agree(flag: bool) -> bool:

@@ -134,8 +134,8 @@ class Trainer:
         out_of_time = lambda: bool(c.max_seconds) and time.perf_counter() - started > c.max_seconds
         # Several processes (torchrun): same start weights, averaged gradients, rank 0 validates and reports.
         ddp, main = distributed.active(), distributed.is_main()
+        step = distributed.wrap(model)  # DistributedDataParallel over the processes, else the plain loss
         if ddp:
-            distributed.broadcast_parameters(model.module)
             if c.max_seconds:
                 own_clock = out_of_time
                 out_of_time = lambda: distributed.agree(own_clock())
@@ -152,10 +152,8 @@ class Trainer:
                     # Autocast runs the big matrix products (the catalogue softmax) in bf16;
                     # weights, optimiser state and the loss reduction stay fp32.
                     with torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
-                        loss = model.training_loss(batch)
-                    loss.backward()
-                    if ddp:
-                        distributed.average_gradients(model.module)
+                        loss = step(batch)
+                    loss.backward()  # under DDP, the gradients are averaged over processes here
                     opt.step()
                     total += float(loss.detach())
                     n += 1
