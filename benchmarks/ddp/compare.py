@@ -51,9 +51,9 @@ def main() -> None:
         lines.append(f"| {r['seed']} | {a['ndcg@10']:.4f} | {b['ndcg@10']:.4f} | {a['hit@10']:.4f} / {b['hit@10']:.4f} | "
                      f"{a['best_epoch']} / {b['best_epoch']} | {a['seconds_to_best_epoch']:.0f} / {b['seconds_to_best_epoch']:.0f} |")
     n = result["ndcg@10"]
-    lines += ["", f"Mean NDCG@10: {n['one_mean']:.4f} (1 process) against {n['two_mean']:.4f} (2 processes), "
+    lines += ["", (f"Mean NDCG@10: {n['one_mean']:.4f} (1 process) against {n['two_mean']:.4f} (2 processes), "
                   f"ratio {n['ratio']:.3f}; mean paired difference {n['mean_paired_difference']:+.4f}; "
-                  f"spread of the 1-process seeds (std) {n['one_seed_std']:.4f}.  {result['machine']}."]
+                  f"spread of the 1-process seeds (std) {n['one_seed_std']:.4f}.  {result['machine']}.")]
     (args.out / "results.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -33,7 +33,7 @@ ADMIN_KEY = "bench-admin"
 
 def percentile(xs: list[float], q: float) -> float:
     xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(round(q / 100 * (len(xs) - 1))))]
+    return xs[min(len(xs) - 1, round(q / 100 * (len(xs) - 1)))]
 
 
 def summary(lags: list[float], first: int) -> dict[str, Any]:

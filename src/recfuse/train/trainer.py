@@ -135,10 +135,9 @@ class Trainer:
         # Several processes (torchrun): same start weights, averaged gradients, rank 0 validates and reports.
         ddp, main = distributed.active(), distributed.is_main()
         step = distributed.wrap(model)  # DistributedDataParallel over the processes, else the plain loss
-        if ddp:
-            if c.max_seconds:
-                own_clock = out_of_time
-                out_of_time = lambda: distributed.agree(own_clock())
+        if ddp and c.max_seconds:
+            own_clock = out_of_time
+            out_of_time = lambda: distributed.agree(own_clock())
         progress = _progress(c.progress and main)
         task = progress.add_task(f"{name}", total=c.epochs) if progress else None
         try:
