@@ -26,6 +26,7 @@ def serve(
     llm_timeout: Annotated[float, typer.Option("--llm-timeout", min=0.1, help="Seconds one request may spend generating words; past them (and on any generator failure) it gets the template sentences.")] = 10.0,
     log_level: Annotated[str, typer.Option("--log-level", help="uvicorn log level: critical, error, warning, info, debug.")] = "info",
     workers: Annotated[int, typer.Option("--workers", min=1, help="Replica processes on this one port (the kernel shares connections among them), kept coherent through the store; more than 1 needs a PostgreSQL store.")] = 1,
+    index: Annotated[str, typer.Option("--index", help="How the top-k items are found: auto (exact search below 20,000 items, a FAISS HNSW graph above), exact, or hnsw.")] = "auto",
     no_sync: Annotated[bool, typer.Option("--no-sync", help="On a PostgreSQL store, neither announce this process's writes to other replicas nor listen for theirs (only when it is the store's one service).")] = False,
 ) -> None:
     """Serve real-time recommendations over HTTP (OpenAPI docs at /docs).
@@ -56,13 +57,17 @@ def serve(
         store.close()
     except StoreError as e:
         raise typer.BadParameter(str(e), param_hint="--db") from None
+    from recfuse.serve.index import KINDS
+
+    if index not in KINDS:
+        raise typer.BadParameter(f"{index!r}; choose one of {', '.join(KINDS)}", param_hint="--index")
     if workers > 1 and (dialect != "postgresql" or no_sync):
         why = "an SQLite file serves one process" if dialect != "postgresql" else "--no-sync leaves them incoherent"
         raise typer.BadParameter(f"--workers {workers} needs a PostgreSQL store with sync on ({why})", param_hint="--workers")
     config = ServeConfig(
         model_dir=model, db=db, table_prefix=table_prefix, threads=threads, max_batch=max_batch,
         max_wait_ms=max_wait_ms, switch_interval_ms=switch_interval_ms, user_cache=user_cache, seed=not no_seed, preload_text=not no_text_preload,
-        llm=llm, llm_timeout=llm_timeout, sync=not no_sync,
+        llm=llm, llm_timeout=llm_timeout, sync=not no_sync, index=index,
     )
     if workers == 1:
         uvicorn.run(create_app(config), host=host, port=port, log_level=log_level, access_log=False)

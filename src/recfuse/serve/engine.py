@@ -41,6 +41,7 @@ from recfuse.data.dataset import IdMap
 from recfuse.data.split import Queries
 from recfuse.models.base import Explainer, ItemAdder, VectorScorer
 from recfuse.models.fusion.features import gap_bucket
+from recfuse.serve.index import ItemIndex, choose_kind
 from recfuse.serve.state import Snapshot
 from recfuse.serve.store import ItemRecord
 
@@ -57,8 +58,10 @@ class ModelLoadError(ValueError):
 
 
 def load_engine(path: str | Path, version: int = 1, cache_size: int = 100_000,
-                erased: dict[str, float] | None = None) -> Engine:
+                erased: dict[str, float] | None = None, index: str = "auto") -> Engine:
     """Load the model directory ``path`` into an :class:`Engine`, any failure as a :class:`ModelLoadError`.
+
+    ``index``: how the engine finds its top-k items (see :class:`Engine`).
 
     Examples
     --------
@@ -71,7 +74,7 @@ def load_engine(path: str | Path, version: int = 1, cache_size: int = 100_000,
 
     try:
         _check_model_name(Path(path))
-        return Engine(Bundle.load(path), path, version=version, cache_size=cache_size, erased=erased)
+        return Engine(Bundle.load(path), path, version=version, cache_size=cache_size, erased=erased, index=index)
     except (BundleError, ModelLoadError) as e:
         raise ModelLoadError(str(e)) from e
     except Exception as e:  # whatever breaks while reading a directory is that directory's problem
@@ -221,10 +224,20 @@ class Engine:
         Users whose data was erased, with when (Unix seconds): those erased
         after this model was trained are served as unknown users (their
         learned per-user vector is never looked up).
+    index
+        How a vector-scoring model's top-k items are found: ``"auto"`` (exact below
+        :data:`recfuse.serve.index.EXACT_BELOW` items, an HNSW graph above), ``"exact"`` or ``"hnsw"``
+        (see :mod:`recfuse.serve.index`).  Exact search is the scores of every item and a top-k, as
+        before there was an index; with the graph, history is still left out exactly and the scores
+        returned are the exact ones, so the answer is the exact answer whenever the graph finds the
+        true top-k.  Explanations are always computed by exact search.
     """
 
     def __init__(self, bundle: Bundle, path: str | Path, version: int = 1, cache_size: int = 100_000,
-                 erased: dict[str, float] | None = None) -> None:
+                 erased: dict[str, float] | None = None, index: str = "auto") -> None:
+        choose_kind(index, 0)  # an unknown kind fails here, before anything is loaded
+        self.index_kind = index
+        self.index: ItemIndex | None = None  # None: exact search over the score matrix
         self.bundle = bundle
         # User vectors and gates of known users, keyed by (user, events in their history, request-gap
         # bucket): a user who has done nothing new since the last request, at the same log2 bucket of
@@ -263,21 +276,49 @@ class Engine:
 
     # ---------------------------------------------------------------- caches
     @torch.inference_mode()
-    def _refresh(self) -> None:
-        """Recompute item-vector caches (after load or add_items)."""
+    def _refresh(self, updated: Sequence[int] | None = None) -> None:
+        """Recompute item-vector caches (after load, or after add_items with the ``updated`` items)."""
         model: Any = self.model
         if hasattr(model, "module"):
             model.module.eval()
         if isinstance(model, VectorScorer):
             self._content = model.item_table()  # (n_items + 1, D): row 0 is what padding gets
             vectors = self._content[1:]
-            self._items_t = vectors.T.contiguous()  # (D, n_items): what a cache hit multiplies by
+            self._sync_index(vectors, updated)
+            # (D, n_items): what a cache hit multiplies by (with an index, the index scores it instead)
+            self._items_t = vectors.T.contiguous() if self.index is None else vectors.T
         elif hasattr(model, "item_vectors"):
             vectors = model.item_vectors().detach()
         else:
             vectors = None
         self._unit = None if vectors is None else torch.nn.functional.normalize(vectors.float(), dim=1)
         self._cache.clear()
+
+    def _sync_index(self, vectors: torch.Tensor, updated: Sequence[int] | None) -> None:
+        """Build the item index, or bring it up to date after ``add_items`` (new items appended, the
+        ``updated`` ones scored exactly on the side); no index while exact search is the choice."""
+        offsets = self._offset_table()
+        if choose_kind(self.index_kind, len(vectors)) == "exact" or offsets is False:
+            self.index = None
+            return
+        table, weight = offsets if isinstance(offsets, tuple) else (None, 1.0)
+        if self.index is None or updated is None:
+            self.index = ItemIndex(vectors, table, weight, kind=self.index_kind)
+        else:
+            self.index.sync(vectors, table, weight, updated=updated)
+
+    def _offset_table(self) -> tuple[torch.Tensor, Any] | None | bool:
+        """The model's per-request offsets as ``(table, weight)``, ``None`` without any, ``False`` when it
+        has offsets an index cannot fold in (no ``offset_table``/``offset_rows``: served exactly)."""
+        model: Any = self.model
+        if hasattr(model, "offset_table") and hasattr(model, "offset_rows"):
+            found: tuple[torch.Tensor, Any] | None = model.offset_table()
+            return found
+        return None if model.score_offsets(None, np.zeros(1, np.int64)) is None else False
+
+    def _offset_rows(self, times: np.ndarray | None, lengths: np.ndarray) -> np.ndarray | None:
+        model: Any = self.model
+        return model.offset_rows(times, lengths) if hasattr(model, "offset_rows") else None
 
     @property
     def n_items(self) -> int:
@@ -353,6 +394,13 @@ class Engine:
         q = self._queries(jobs)
         if not self.fast:
             return torch.from_numpy(self.model.score(q)), None, q
+        users, gates = self._cached_vectors(jobs, q)
+        times = q.time if q.timestamps is not None else None
+        return self._plus_offsets((users @ self._content[1:].T).float(), times, q.lengths()), gates, q
+
+    def _cached_vectors(self, jobs: Sequence[Job], q: Queries) -> tuple[torch.Tensor, np.ndarray]:
+        """User vectors ``(B, D)`` and gates ``(B,)`` of ``jobs`` (queries ``q``), from the cache where
+        it has them."""
         keys = [self._cache_key(j) for j in jobs]
         found = [None if k is None else self._cache.get(k) for k in keys]
         miss = [b for b, f in enumerate(found) if f is None]
@@ -374,8 +422,7 @@ class Engine:
         while len(self._cache) > self.cache_size:
             with suppress(KeyError):
                 self._cache.popitem(last=False)
-        times = q.time if q.timestamps is not None else None
-        return self._plus_offsets((torch.stack(vecs) @ self._content[1:].T).float(), times, q.lengths()), gates, q
+        return torch.stack(vecs), gates
 
     def _plus_offsets(self, scores: torch.Tensor, times: np.ndarray | None, lengths: np.ndarray) -> torch.Tensor:
         """``scores`` plus the model's per-request item term (the fusion model's trend), if it has one."""
@@ -401,6 +448,8 @@ class Engine:
             with suppress(KeyError):
                 self._cache.move_to_end(key)
             self.cache_hits += 1
+            if self.index is not None:
+                return self._index_answers([job], found[0][None], np.array([found[1]], np.float32))[0]
             with torch.inference_mode():
                 scores = (found[0] @ self._items_t).float()[None]  # (1, n_items)
                 times = None if job.now is None else np.array([job.now], np.float64)
@@ -431,9 +480,35 @@ class Engine:
 
     def _run(self, jobs: Sequence[Job]) -> list[dict[str, Any]]:
         with self.lock.shared():
+            if self.index is not None and self.fast and not any(j.explain for j in jobs):
+                with torch.inference_mode():
+                    users, found_gates = self._cached_vectors(jobs, self._queries(jobs))
+                return self._index_answers(jobs, users, found_gates)
             with torch.inference_mode():
                 scores, gates, q = self._cached_scores(jobs)
             return self._answers(jobs, scores, gates, q)
+
+    def _index_answers(self, jobs: Sequence[Job], users: torch.Tensor, gates: np.ndarray) -> list[dict[str, Any]]:
+        """The jobs' answers from the item index (user vectors ``(B, D)``); what :meth:`_answers` gives
+        from the full score matrix when the index finds the true top-k.  Called with the lock held."""
+        assert self.index is not None
+        kmax = min(max(j.k for j in jobs), self.n_items)
+        timed = jobs[0].now is not None
+        lengths = np.array([len(j.history) for j in jobs])
+        rows = self._offset_rows(np.array([j.now for j in jobs], np.float64) if timed else None, lengths)
+        empty = np.zeros(0, np.int64)
+        exclude = [j.history.items if j.exclude and len(j.history) else empty for j in jobs]
+        idx, vals = self.index.search(users, kmax, exclude, rows)
+        out = []
+        for b, job in enumerate(jobs):
+            n = min(job.k, kmax)
+            finite = np.isfinite(vals[b, :n])
+            out.append({
+                "items": idx[b, :n][finite].tolist(),
+                "scores": vals[b, :n][finite].astype(np.float64).tolist(),
+                "gate": float(gates[b]),
+            })
+        return out
 
     def _answers(
         self, jobs: Sequence[Job], scores: torch.Tensor, gates: np.ndarray | None, q: Queries | None
@@ -520,7 +595,7 @@ class Engine:
                     self._set_item(self.items.index(r.item_id), r)
                     added.append(r.item_id)
             self._sync_table(records)
-            self._refresh()
+            self._refresh(updated=[self.items.index(i) for i in updated])
         return added, updated
 
     def _sync_table(self, records: Sequence[ItemRecord]) -> None:

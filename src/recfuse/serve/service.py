@@ -87,6 +87,9 @@ class ServeConfig:
     # On a PostgreSQL store, keep this process coherent with every other `recfuse serve` on the same store
     # (LISTEN/NOTIFY, recfuse.serve.sync); SQLite serves one process and ignores it.
     sync: bool = True
+    # How the top-k items are found: "auto" (exact below recfuse.serve.index.EXACT_BELOW items, an HNSW
+    # graph above), "exact" or "hnsw" (recfuse.serve.index).
+    index: str = "auto"
 
     def __post_init__(self) -> None:
         self.admin_key = self.admin_key if self.admin_key is not None else (os.environ.get("RECFUSE_ADMIN_KEY") or None)
@@ -170,7 +173,7 @@ class Service:
         if config.sync and self.store.dialect == "postgresql":
             self.store.enable_sync(new_origin())  # from here on, every write is announced to other replicas
         self.engine = load_engine(config.model_dir, version=1, cache_size=config.user_cache,
-                                  erased=self.store.erased_users())
+                                  erased=self.store.erased_users(), index=config.index)
         if config.seed:
             self.store.seed(_seed_events(self.engine.bundle), source=str(config.model_dir))
         if self.store.channel is not None:  # listen before loading: nothing committed in between is missed
@@ -275,7 +278,7 @@ class Service:
         path = Path(model_dir) if model_dir else Path(self.engine.path)
         with self._reload_lock:
             engine = load_engine(path, version=self.engine.version + 1, cache_size=self.config.user_cache,
-                                 erased=self.store.erased_users())
+                                 erased=self.store.erased_users(), index=self.config.index)
             self._replay_items(engine)
             self.engine = engine  # one reference swap: in-flight jobs finish on the engine they started with
         settle_heap()

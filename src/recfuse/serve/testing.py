@@ -228,3 +228,26 @@ class ServerThread:
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(30)
+
+
+def clustered_catalogue(
+    n_items: int, dim: int = 64, n_users: int = 200, n_rows: int = 1, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Synthetic item and user vectors shaped like a trained model's, for retrieval tests and benchmarks.
+
+    Items sit around one of ``n_items / 1000`` (at least 10) random centres, users around the centres
+    too, so each user's top items are a tight neighbourhood as in a real catalogue rather than noise.
+    Returns ``(items (n_items, dim), users (n_users, dim), offsets (n_rows, n_items))``, float32; the
+    offsets are ``log1p`` of Zipf counts (a trend table's shape).
+
+    >>> items, users, offsets = clustered_catalogue(2000, 8, 5, 2)
+    >>> items.shape, users.shape, offsets.shape, items.dtype.name
+    ((2000, 8), (5, 8), (2, 2000), 'float32')
+    """
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((max(n_items // 1000, 10), dim)).astype(np.float32)
+    items = centres[rng.integers(0, len(centres), n_items)] + 0.5 * rng.standard_normal((n_items, dim), np.float32)
+    users = centres[rng.integers(0, len(centres), n_users)] + 0.5 * rng.standard_normal((n_users, dim), np.float32)
+    offsets = np.log1p(np.minimum(rng.zipf(1.5, (n_rows, n_items)), 10_000)).astype(np.float32)
+    scale = np.float32(1 / np.sqrt(dim))
+    return items * scale, 3 * scale * users, offsets

@@ -206,16 +206,33 @@ class Fusion(SequentialRecommender):
         """The per-request item term added to ``user @ items.T`` (the trend), ``(B, n_items)``, or ``None``.
 
         ``times``: the request times (``None`` for untimed histories), ``lengths``: the history lengths.
-        Zero where the request time is unknown or the history is empty.
+        Zero where the request time is unknown or the history is empty.  The same as
+        ``weight * table[offset_rows(times, lengths)]`` with ``(table, weight) = offset_table()``.
         """
         module = self.module
         if module.trend_table is None:
             return None
-        t0, width = module.trend_clock.tolist()  # one call: iterating a tensor costs more than the gather below
-        lengths = np.asarray(lengths)
-        rows = trend_rows(times, len(lengths), t0, width, len(module.trend_table))
-        rows = np.where(lengths > 0, rows, 0)
+        rows = self.offset_rows(times, lengths)
         return module.trend_alpha * module.trend_table[torch.from_numpy(rows).to(module.trend_table.device)]
+
+    def offset_table(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The table behind :meth:`score_offsets` and its weight, ``((R, n_items), ())``, or ``None``.
+
+        A request in row ``r`` (:meth:`offset_rows`) adds ``weight * table[r]``: an item index can
+        fold the ``R`` rows into the item vectors (the service's :class:`~recfuse.serve.index.ItemIndex`).
+        """
+        module = self.module
+        return None if module.trend_table is None else (module.trend_table, module.trend_alpha)
+
+    def offset_rows(self, times: np.ndarray | None, lengths: np.ndarray) -> np.ndarray:
+        """The :meth:`offset_table` row of each request, ``(B,)`` int64 (0: time unknown or empty history)."""
+        module = self.module
+        lengths = np.asarray(lengths)
+        if module.trend_table is None:
+            return np.zeros(len(lengths), np.int64)
+        t0, width = module.trend_clock.tolist()  # one call: iterating a tensor costs more than the gather
+        rows = trend_rows(times, len(lengths), t0, width, len(module.trend_table))
+        return np.where(lengths > 0, rows, 0)
 
     @torch.no_grad()
     def _scores(self, queries: Queries) -> torch.Tensor:
