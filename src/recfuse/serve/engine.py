@@ -573,6 +573,7 @@ class Engine:
         with self.lock:
             added, updated = [], []
             new_recs: list[ItemRecord] = []
+            new_ids: set[str] = set()
             for r in records:
                 assert r.vector is not None
                 idx = self.items.get(r.item_id, -1)
@@ -580,7 +581,8 @@ class Engine:
                     model.set_item_text(idx, r.vector)
                     self._set_item(idx, r)
                     updated.append(r.item_id)
-                elif r.item_id not in {x.item_id for x in new_recs}:
+                elif r.item_id not in new_ids:
+                    new_ids.add(r.item_id)
                     new_recs.append(r)
             if new_recs:
                 vecs = np.stack([np.asarray(r.vector, np.float32) for r in new_recs])
