@@ -199,5 +199,12 @@ def test_engine_with_the_hnsw_index_answers_like_exact_search(genre_model: Path)
         assert engine.add_items(records)[1] == [records[-2].item_id, records[-1].item_id]
     graph_index = engines["hnsw"].index
     assert graph_index is not None and graph_index.n_items == engines["exact"].n_items
-    assert {3, 5} <= set(graph_index._side.tolist())
+    # The added items form their own group (items placed by text alone get their own graph), built now.
+    assert [g["start"] for g in graph_index.info()["graphs"]] == [0, engines["exact"].n_items - 6]
+    same((end + 3600,))
+    # Two more updates: scored on the side of the built graph, still the exact answers.
+    records = [ItemRecord(engines["exact"].items.external_ids[n], "changed again", None, None, text[n + 50]) for n in (7, 9)]
+    for engine in engines.values():
+        engine.add_items(records)
+    assert {7, 9} <= set(graph_index._side.tolist())
     same((end + 3600,))

@@ -238,6 +238,7 @@ class Engine:
         choose_kind(index, 0)  # an unknown kind fails here, before anything is loaded
         self.index_kind = index
         self.index: ItemIndex | None = None  # None: exact search over the score matrix
+        self._n_trained = len(bundle.items)  # items of the model's own catalogue; later ones come by text
         self.bundle = bundle
         # User vectors and gates of known users, keyed by (user, events in their history, request-gap
         # bucket): a user who has done nothing new since the last request, at the same log2 bucket of
@@ -303,7 +304,8 @@ class Engine:
             return
         table, weight = offsets if isinstance(offsets, tuple) else (None, 1.0)
         if self.index is None or updated is None:
-            self.index = ItemIndex(vectors, table, weight, kind=self.index_kind)
+            # The trained items and those added later by text alone are searched as two groups.
+            self.index = ItemIndex(vectors, table, weight, kind=self.index_kind, groups=(0, self._n_trained))
         else:
             self.index.sync(vectors, table, weight, updated=updated)
 

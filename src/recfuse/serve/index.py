@@ -189,6 +189,14 @@ class ItemIndex:
         ``"auto"`` (exact below :data:`EXACT_BELOW` items, else HNSW), ``"exact"`` or ``"hnsw"``.
     threads
         OpenMP threads for building the graph (default: every core).
+    groups
+        First item index of each group of items that lie in their own part of the vector space (the
+        engine: ``(0, n_trained)``, the items the model was trained with and those added later by text
+        alone); items appended later join the last group.  Each group gets its own graph, or is
+        scored exactly on every search when it is below :data:`EXACT_BELOW` items: one graph over two
+        such groups can leave one unreachable from the other (the genre model of ``benchmarks/serve-load``
+        with 50,000 items added by text: recall@10 0.84 with one graph, users whose true top 10 were
+        all trained items got none of them).
 
     Examples
     --------
@@ -199,8 +207,9 @@ class ItemIndex:
     """
 
     def __init__(self, vectors: torch.Tensor, offsets: torch.Tensor | None = None, weight: float | torch.Tensor = 1.0,
-                 kind: str = "auto", threads: int | None = None) -> None:
+                 kind: str = "auto", threads: int | None = None, groups: Sequence[int] = (0,)) -> None:
         self.requested = kind
+        self.starts = sorted({0, *(int(g) for g in groups)})
         self.threads = threads or os.cpu_count() or 1
         self._guard = _Guard()
         self._faiss: Any = None
@@ -242,39 +251,49 @@ class ItemIndex:
         wanted = range(len(nonzero)) if len(nonzero) <= OFFSET_ROWS else [len(nonzero) - 1]
         self._rows = [r for r in wanted if nonzero[r]]
 
+    def _bounds(self) -> list[tuple[int, int]]:
+        """``(start, end)`` of each group of items (the last one reaches ``n_items``)."""
+        starts = [g for g in self.starts if g < self.n_items] or [0]
+        return list(zip(starts, [*starts[1:], self.n_items], strict=True))
+
+    def _wants_graph(self, size: int) -> bool:
+        return self.kind == "hnsw" and size > 0 and (self.requested == "hnsw" or size >= EXACT_BELOW)
+
     def rebuild(self) -> None:
-        """Build the search structure again from the current tables (updated items back in the graph)."""
+        """Build the search structure again from the current tables (updated items back in the graphs)."""
         with self._guard.write():
-            self._side = np.zeros(0, np.int64)  # updated items, scored exactly outside the graph
-            self._selector: Any = None  # keeps their stale graph entries out of the results
-            self._n_graph = self.n_items
+            self._side = np.zeros(0, np.int64)  # updated items, scored exactly outside the graphs
+            self._graphs: list[_Graph] = []
+            self._pinned = np.zeros(0, np.int64)  # items of groups too small for a graph: always scored exactly
             self._faiss = None
             self._pick_rows()
             if self.kind == "exact":
                 return
-            import faiss
-
             data = np.hstack([self.vectors.numpy(), self._offset_cols()]).astype(np.float32)
-            # Every item lifted to one norm: then the nearest item by L2 is the one of largest inner product.
-            self._radius = float(np.sqrt((data * data).sum(axis=1).max(initial=0.0)))
-            data, self._side = self._lift(data, 0)
-            self.params = p = hnsw_params(self.n_items)
-            index = faiss.IndexHNSWFlat(data.shape[1], p.m, faiss.METRIC_L2)
-            index.hnsw.efConstruction = p.ef_construction
-            index.hnsw.efSearch = p.ef_search
-            with omp_threads(self.threads):
-                index.add(data)
+            pinned, far = [], []
+            self.params = hnsw_params(self.n_items)
+            for start, end in self._bounds():
+                if not self._wants_graph(end - start):
+                    pinned.append(np.arange(start, end, dtype=np.int64))
+                    continue
+                graph = _Graph.build(data[start:end], start, hnsw_params(end - start), self.threads)
+                far.append(graph.far)
+                self._graphs.append(graph)
+            self._pinned = np.concatenate(pinned) if pinned else np.zeros(0, np.int64)
+            self._side = np.concatenate(far) if far else np.zeros(0, np.int64)
             self._set_selector()
-            self._faiss = index
+            self._faiss = self._graphs or None
 
     def sync(self, vectors: torch.Tensor, offsets: torch.Tensor | None = None, weight: float | torch.Tensor = 1.0,
              updated: Sequence[int] = ()) -> None:
         """Take the new tables after items were added (rows past the old ``n_items``) or ``updated``.
 
-        Added items are appended to the graph; an updated item is scored exactly on the side (its old
-        graph entry filtered out) until more than :data:`REBUILD_SIDE` are, when the graph is rebuilt.
-        A catalogue that grows past :data:`EXACT_BELOW` under ``kind="auto"`` gets its graph then.
+        Added items join the last group: appended to its graph, or scored exactly while the group is
+        below :data:`EXACT_BELOW` items (past it, the index is rebuilt and the group gets its graph).
+        An updated item of a graph is scored exactly on the side (its old graph entry filtered out)
+        until more than :data:`REBUILD_SIDE` are, when the graphs are rebuilt.
         """
+        n_before = self.n_items
         self._set_tables(vectors, offsets, weight)
         kind = choose_kind(self.requested, self.n_items)
         rows_before = (set(self._rows), set(self._zero))
@@ -286,39 +305,39 @@ class ItemIndex:
         if (set(self._rows), set(self._zero)) != rows_before:  # an offset row changed from or to zero
             self.rebuild()
             return
-        side = np.union1d(self._side, np.asarray([i for i in updated if i < self._n_graph], np.int64))
+        in_graph = np.asarray([i for i in updated if i < n_before and self._graph_of(i) is not None], np.int64)
+        side = np.union1d(self._side, in_graph)
         if len(side) > REBUILD_SIDE:
             self.rebuild()
             return
-
+        last_start, _ = self._bounds()[-1]
+        last = self._graphs[-1] if self._graphs and self._graphs[-1].start == last_start else None
+        if self.n_items > n_before and last is None and self._wants_graph(self.n_items - last_start):
+            self.rebuild()  # the last group just became big enough for its own graph
+            return
         with self._guard.write():
-            if self.n_items > self._n_graph:
-                new = slice(self._n_graph, self.n_items)
-                cols = self._offset_cols(self._n_graph)
-                data, far = self._lift(np.hstack([self.vectors[new].numpy(), cols]).astype(np.float32), self._n_graph)
-                side = np.union1d(side, far)
-                with omp_threads(self.threads):
-                    self._faiss.add(data)
-                self._n_graph = self.n_items
+            if self.n_items > n_before:
+                new = slice(n_before, self.n_items)
+                if last is None:
+                    self._pinned = np.concatenate([self._pinned, np.arange(n_before, self.n_items, dtype=np.int64)])
+                else:
+                    cols = self._offset_cols(n_before)
+                    side = np.union1d(side, last.add(np.hstack([self.vectors[new].numpy(), cols]).astype(np.float32),
+                                                     self.threads))
             if len(side) != len(self._side):
                 self._side = side
                 self._set_selector()
 
-    def _lift(self, data: np.ndarray, first: int) -> tuple[np.ndarray, np.ndarray]:
-        """``data`` (rows ``first...``) with the coordinate ``sqrt(radius^2 - |x|^2)`` appended, and the
-        indices of rows longer than the radius (items added later: scored on the side)."""
-        sq = (data * data).sum(axis=1)
-        lifted = np.hstack([data, np.sqrt(np.maximum(self._radius**2 - sq, 0.0))[:, None]]).astype(np.float32)
-        return lifted, first + np.flatnonzero(sq > self._radius**2 * (1 + 1e-6)).astype(np.int64)  # rounding
+    def _graph_of(self, item: int) -> _Graph | None:
+        for g in self._graphs:
+            if g.start <= item < g.start + g.n:
+                return g
+        return None
 
     def _set_selector(self) -> None:
-        """Keep the graph entries of the side items out of the results."""
-        import faiss
-
-        self._selector = None
-        if len(self._side):
-            self._stale = faiss.IDSelectorBatch(self._side)  # IDSelectorNot does not own it: keep it alive
-            self._selector = faiss.IDSelectorNot(self._stale)
+        """Keep the graph entries of the side items out of each graph's results."""
+        for g in self._graphs:
+            g.exclude(self._side)
 
     # ---------------------------------------------------------------- search
     def exact_scores(self, users: torch.Tensor, rows: np.ndarray | None = None) -> torch.Tensor:
@@ -388,17 +407,22 @@ class ItemIndex:
                 exact_rows.append(b)  # an offset row without a column: exact search
         graph_rows = [b for b in range(n_q) if b not in set(exact_rows)]
         if graph_rows:
-            fetch = min(k + max(len(excl[b]) for b in graph_rows), self._n_graph)
-            params = faiss.SearchParametersHNSW()  # type: ignore[attr-defined]  # per call: searches differ
-            params.efSearch = max(self.params.ef_search if self.params else 0, fetch)
-            if self._selector is not None:
-                params.sel = self._selector
-            with omp_threads(1):
-                _, found = self._faiss.search(query[graph_rows], fetch, params=params)
+            want = k + max(len(excl[b]) for b in graph_rows)
+            found = []
+            for g in self._graphs:
+                fetch = min(want, g.n)
+                params = faiss.SearchParametersHNSW()  # type: ignore[attr-defined]  # per call: searches differ
+                params.efSearch = max(g.params.ef_search, fetch)
+                if g.selector is not None:
+                    params.sel = g.selector
+                with omp_threads(1):
+                    _, local = g.index.search(query[graph_rows], fetch, params=params)
+                found.append(np.where(local >= 0, local + g.start, -1))
+            extra = np.concatenate([self._pinned, self._side])
             for j, b in enumerate(graph_rows):
-                cand = found[j][found[j] >= 0]
-                if len(self._side):
-                    cand = np.concatenate([cand, self._side])
+                cand = np.concatenate([f[j][f[j] >= 0] for f in found])
+                if len(extra):
+                    cand = np.concatenate([cand, extra])
                 if len(excl[b]):
                     cand = cand[~np.isin(cand, excl[b])]
                 left = self.n_items - len(np.unique(excl[b]))
@@ -427,5 +451,52 @@ class ItemIndex:
         out: dict[str, Any] = {"kind": self.kind, "n_items": self.n_items}
         if self.kind == "hnsw" and self.params is not None:
             out |= {"m": self.params.m, "ef_construction": self.params.ef_construction,
-                    "ef_search": self.params.ef_search, "offset_rows": list(self._rows), "side": len(self._side)}
+                    "ef_search": self.params.ef_search, "offset_rows": list(self._rows), "side": len(self._side),
+                    "graphs": [{"start": g.start, "n_items": g.n} for g in self._graphs],
+                    "exact_items": len(self._pinned)}
         return out
+
+
+class _Graph:
+    """One HNSW graph over a contiguous group of items (global index ``start + local``), lifted to one norm."""
+
+    def __init__(self, index: Any, start: int, radius: float, params: HnswParams) -> None:
+        self.index, self.start, self.radius, self.params = index, start, radius, params
+        self.n = 0
+        self.far = np.zeros(0, np.int64)  # items longer than the radius (added later): scored on the side
+        self.selector: Any = None
+        self._stale: Any = None
+
+    @classmethod
+    def build(cls, data: np.ndarray, start: int, params: HnswParams, threads: int) -> _Graph:
+        import faiss
+
+        # Every item lifted to one norm: then the nearest item by L2 is the one of largest inner product.
+        radius = float(np.sqrt((data * data).sum(axis=1).max(initial=0.0)))
+        index = faiss.IndexHNSWFlat(data.shape[1] + 1, params.m, faiss.METRIC_L2)
+        index.hnsw.efConstruction = params.ef_construction
+        index.hnsw.efSearch = params.ef_search
+        graph = cls(index, start, radius, params)
+        graph.far = graph.add(data, threads)
+        return graph
+
+    def add(self, data: np.ndarray, threads: int) -> np.ndarray:
+        """Append items (augmented rows, in order); returns the global indices of those longer than the
+        radius (their lift would be imaginary: the caller scores them on the side)."""
+        sq = (data * data).sum(axis=1)
+        lifted = np.hstack([data, np.sqrt(np.maximum(self.radius**2 - sq, 0.0))[:, None]]).astype(np.float32)
+        with omp_threads(threads):
+            self.index.add(lifted)
+        first = self.start + self.n
+        self.n += len(data)
+        return first + np.flatnonzero(sq > self.radius**2 * (1 + 1e-6)).astype(np.int64)  # rounding
+
+    def exclude(self, items: np.ndarray) -> None:
+        """Keep these global item indices out of this graph's results."""
+        import faiss
+
+        local = items[(items >= self.start) & (items < self.start + self.n)] - self.start
+        self.selector = None
+        if len(local):
+            self._stale = faiss.IDSelectorBatch(local)  # IDSelectorNot does not own it: keep it alive
+            self.selector = faiss.IDSelectorNot(self._stale)
