@@ -4,7 +4,7 @@
 #   crossover: single-query latency, exact against HNSW, 5K to 200K items (where EXACT_BELOW comes from);
 #   index:     the 1M-item figure with the default sizes: build time, memory, recall@10, p50/p99, and
 #              recall and latency per efSearch on the same graph (where hnsw_params comes from).
-# Writes benchmarks/retrieval/results.json.  About 25 minutes on 2 cores.
+# Writes benchmarks/retrieval/results.json.  About 25 minutes on 2 cores, plus the HTTP step below.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PY=${PY:-.venv/bin/python}
@@ -26,3 +26,8 @@ for step in ("crossover", "index"):
 Path("benchmarks/retrieval/results.json").write_text(json.dumps(out, indent=2) + "\n")
 PY
 rm -rf "$TMP"
+# Over HTTP: the genre model of benchmarks/serve-load with 1M items added, --index exact against hnsw,
+# wrk at 16 connections; writes benchmarks/retrieval/http.{json,md}.  About 10 minutes.
+MODEL=models/serve-load-genre
+test -f "$MODEL/bundle.json" || "$PY" benchmarks/serve-load/mixed_load.py --fit-model "$MODEL" --concurrency 1 --seconds 1 --out "$(mktemp -d)"
+"$PY" benchmarks/retrieval/serve_http.py --model "$MODEL" --items 1000000 --out benchmarks/retrieval

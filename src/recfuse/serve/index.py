@@ -195,8 +195,8 @@ class ItemIndex:
         alone); items appended later join the last group.  Each group gets its own graph, or is
         scored exactly on every search when it is below :data:`EXACT_BELOW` items: one graph over two
         such groups can leave one unreachable from the other (the genre model of ``benchmarks/serve-load``
-        with 50,000 items added by text: recall@10 0.84 with one graph, users whose true top 10 were
-        all trained items got none of them).
+        with 1,000,000 items added by text, ``benchmarks/retrieval/serve_http.py``: served recall@10 0.72
+        with one graph; users whose true top 10 were all trained items got none of them).
 
     Examples
     --------
