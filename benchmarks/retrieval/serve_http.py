@@ -84,7 +84,9 @@ def main() -> None:
     for kind in ("exact", "hnsw"):
         (tmp / kind).mkdir()
         t0 = time.perf_counter()
-        server = _start(args.model.resolve(), tmp / kind, db, kind)  # both servers read the one store
+        # Both servers read the one store; at 1M items the start (items replayed, graph built) takes minutes.
+        server = Server(ROOT / "src", args.model.resolve(), tmp / kind, ["--index", kind, "--threads", "1"],
+                        db=db).wait(1800)
         start_seconds = time.perf_counter() - t0
         try:
             asyncio.run(_warm(server.url, users))
@@ -115,27 +117,6 @@ def main() -> None:
     lines += ["", f"Recall@10 of the index server's answers against the exact server's, {len(sample)} users: {recall:.4f}."]
     (args.out / "http.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
-
-
-def _start(model: Path, tmp: Path, db: str, kind: str) -> Server:
-    """`recfuse serve --index KIND` on the shared store ``db`` (Server's own store would be a new file)."""
-    import subprocess
-
-    from recfuse.serve.testing import free_port
-
-    server = Server.__new__(Server)
-    server.port = free_port()
-    server.url = f"http://127.0.0.1:{server.port}"
-    server.prefix, server.db = "", db
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "recfuse.serve", "--model", str(model), "--db", db, "--port", str(server.port),
-           "--no-text-preload", "--log-level", "warning", "--index", kind, "--threads", "1"]
-    server.log = open(tmp / "server.log", "wb")  # noqa: SIM115 - closed in stop()
-    server.proc = subprocess.Popen(cmd, env=env, stdout=server.log, stderr=server.log, cwd=tmp)
-    from recfuse.serve.testing import wait_healthy
-
-    wait_healthy(server.url, 1800, server.proc)  # type: ignore[arg-type]
-    return server
 
 
 if __name__ == "__main__":

@@ -115,17 +115,18 @@ def tcp_retransmits() -> int:
 # ------------------------------------------------------------------ servers
 class Server:
     """``python -m recfuse.serve`` from a source tree, on a fresh store: an SQLite file, or fresh tables
-    (a unique prefix) in the PostgreSQL database ``pg``."""
+    (a unique prefix) in the PostgreSQL database ``pg``; or on the existing store ``db`` as it is."""
 
-    def __init__(self, src: Path, model: Path, tmp: Path, extra: list[str], pg: str | None = None) -> None:
+    def __init__(self, src: Path, model: Path, tmp: Path, extra: list[str], pg: str | None = None,
+                 db: str | None = None) -> None:
         import uuid
 
         from recfuse.serve.testing import free_port
 
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.prefix = f"bench{uuid.uuid4().hex[:8]}_" if pg else ""
-        self.db = pg or f"sqlite:///{tmp / 'events.db'}"
+        self.prefix = f"bench{uuid.uuid4().hex[:8]}_" if pg and not db else ""
+        self.db = db or pg or f"sqlite:///{tmp / 'events.db'}"
         env = {**os.environ, "PYTHONPATH": str(src), "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
         cmd = [sys.executable, "-m", "recfuse.serve", "--model", str(model), "--db", self.db,
                "--port", str(self.port), "--no-text-preload", "--log-level", "warning", *extra]
@@ -134,10 +135,10 @@ class Server:
         self.log = open(tmp / "server.log", "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(cmd, env=env, stdout=self.log, stderr=self.log, cwd=tmp)
 
-    def wait(self) -> Server:
+    def wait(self, timeout: float = 180) -> Server:
         from recfuse.serve.testing import wait_healthy
 
-        wait_healthy(self.url, 180, self.proc)  # type: ignore[arg-type]
+        wait_healthy(self.url, timeout, self.proc)  # type: ignore[arg-type]
         return self
 
     def stop(self) -> None:
